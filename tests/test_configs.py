@@ -200,6 +200,7 @@ def _tiny_batch(model):
     'name', sorted(n for n in GHM_CONFIGS if n.startswith('retinanet_r50')))
 def test_r50_config_computes_its_losses(name):
     """Each loss pairing of the comparison runs inside RetinaNet's head."""
+    torch.manual_seed(0)
     model = _build(_load_ghm(name))
     model.train()
     data = _tiny_batch(model)
@@ -210,6 +211,10 @@ def test_r50_config_computes_its_losses(name):
         total = sum(per_level)
         assert torch.isfinite(total) and total > 0, (key, total)
         assert total.requires_grad, key
+        loss_module = getattr(model.bbox_head, key)
+        if isinstance(loss_module, (mmdet_ghm.GHMCLoss, mmdet_ghm.GHMRLoss)):
+            # momentum > 0: the head's calls updated the density EMA.
+            assert loss_module.acc_sum.sum() > 0, key
 
 
 def test_metafile_matches_configs_and_mmdet_model_zoo():
