@@ -1,0 +1,17 @@
+"""mmdet-ghm: Gradient Harmonizing Mechanism (GHM-C, GHM-R) for MMDetection 3.x.
+
+Importing this package registers its losses, datasets and hooks in
+MMDetection's registries and makes MMEngine's checkpoint loading work under
+torch >= 2.6 with ``weights_only=True``. Configs load it with::
+
+    custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
+"""
+from . import datasets, engine, losses  # noqa: F401  (registration)
+from .engine.safe_checkpoint import install_safe_checkpoint_loading
+from .losses import GHMCLoss, GHMRLoss
+
+__version__ = '0.1.0'
+
+install_safe_checkpoint_loading()
+
+__all__ = ['GHMCLoss', 'GHMRLoss', 'install_safe_checkpoint_loading', '__version__']
