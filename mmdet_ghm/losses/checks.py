@@ -1,0 +1,98 @@
+"""Argument checks shared by the losses: clear errors that name the bad value.
+
+Configuration values and shapes are checked eagerly, in Python. Tensor
+*values* (labels in range) cannot be checked without reading them: on CPU
+that read is an ordinary memory read and raises ``ValueError`` at once; on an
+accelerator, or inside ``torch.compile``, an asynchronous device assertion is
+queued instead, so the check costs no host synchronisation and fails at the
+next point the host waits for the device anyway.
+"""
+import numbers
+
+import torch
+from torch import Tensor
+
+from .gradient_density import MAX_BINS
+
+REDUCTIONS = ('none', 'mean', 'sum')
+
+
+def check_bins(bins) -> int:
+    """``bins``: a positive integer no larger than :data:`MAX_BINS`."""
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral):
+        raise TypeError(f'bins must be a positive integer, got {bins!r} '
+                        f'of type {type(bins).__name__}')
+    if not 1 <= bins <= MAX_BINS:
+        raise ValueError(f'bins must be in [1, {MAX_BINS}], got {bins}')
+    return int(bins)
+
+
+def check_momentum(momentum) -> float:
+    """``momentum``: a real number in [0, 1)."""
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f'momentum must be a number in [0, 1), got {momentum!r}')
+    if not 0 <= momentum < 1:
+        raise ValueError(f'momentum must be in [0, 1), got {momentum}')
+    return float(momentum)
+
+
+def check_positive(name: str, value) -> float:
+    """A real number > 0 (``mu``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be a positive number, got {value!r}')
+    if not value > 0:
+        raise ValueError(f'{name} must be > 0, got {value}')
+    return float(value)
+
+
+def check_real(name: str, value) -> float:
+    """A finite real number (``loss_weight``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be a number, got {value!r}')
+    return float(value)
+
+
+def check_reduction(reduction, name: str = 'reduction') -> str:
+    """One of ``'none'``, ``'mean'``, ``'sum'``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f'{name} must be one of {REDUCTIONS}, got {reduction!r}')
+    return reduction
+
+
+def check_float_tensor(name: str, tensor) -> Tensor:
+    """A floating-point tensor."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f'{name} must be a torch.Tensor, got {type(tensor).__name__}')
+    if not tensor.is_floating_point():
+        raise TypeError(f'{name} must be a floating-point tensor, got dtype {tensor.dtype}')
+    return tensor
+
+
+def check_weight_shape(name: str, weight, pred: Tensor, allow_rows: bool) -> None:
+    """``weight`` has ``pred``'s shape, or ``(N,)`` when ``allow_rows``."""
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor):
+        raise TypeError(f'{name} must be a torch.Tensor or None, got {type(weight).__name__}')
+    if weight.shape == pred.shape:
+        return
+    if allow_rows and weight.shape == pred.shape[:1]:
+        return
+    expected = f'{tuple(pred.shape)}' + (f' or {tuple(pred.shape[:1])}' if allow_rows else '')
+    raise ValueError(f'{name} must have shape {expected}, got {tuple(weight.shape)}')
+
+
+def check_label_range(labels: Tensor, num_classes: int) -> None:
+    """Labels lie in ``[0, num_classes]`` (``num_classes`` is background)."""
+    if labels.numel() == 0:
+        return
+    in_range = ((labels >= 0) & (labels <= num_classes)).all()
+    if torch.compiler.is_compiling() or labels.device.type != 'cpu':
+        torch._assert_async(
+            in_range, f'GHM-C: labels must lie in [0, num_classes={num_classes}] '
+            '(num_classes is background)')
+        return
+    if not bool(in_range):
+        bad = labels[(labels < 0) | (labels > num_classes)][0].item()
+        raise ValueError(f'labels must lie in [0, {num_classes}] ({num_classes} = background '
+                         f'for {num_classes} classes), got label {bad}')

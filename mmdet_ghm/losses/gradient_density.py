@@ -1,0 +1,114 @@
+"""The gradient-density estimator shared by GHM-C and GHM-R.
+
+The unit interval of gradient norms is cut into ``M = bins`` regions of width
+``1/M``; region ``j`` holds the norms ``g`` with ``edges[j] <= g < edges[j+1]``.
+Every function here is O(N) in the number of elements, independent of ``M``,
+and free of host synchronisation: counts stay on the device as int64 tensors
+(exact beyond 2**24 elements), the EMA update is a masked tensor update, and
+nothing returns a data-dependent shape. Region index ``M`` is a sentinel for
+invalid (ignored) elements; it is counted but never weighted.
+"""
+import torch
+from torch import Tensor
+
+# Regions are stored as uint8: at most 255 regions plus the sentinel.
+MAX_BINS = 254
+
+
+def compute_dtype(tensor: Tensor) -> torch.dtype:
+    """float64 for float64 inputs (gradcheck), float32 for every other dtype."""
+    return torch.float64 if tensor.dtype == torch.float64 else torch.float32
+
+
+def region_edges(bins: int, last_edge: float) -> Tensor:
+    """Region edges ``(bins + 1,)`` float32, as MMDetection's GHM losses build them.
+
+    ``edges[j] = j / bins`` computed in float32; the last edge is replaced by
+    ``last_edge`` (GHM-C nudges it to ``1 + 1e-6`` so ``g = 1`` falls in the
+    last region; GHM-R sets it far above 1).
+    """
+    edges = torch.arange(bins + 1).float() / bins
+    edges[-1] = last_edge
+    return edges
+
+
+def region_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
+    """Region of each gradient norm, exactly as the edge comparisons define it.
+
+    ``floor(g * M)`` can be off by one next to an edge, because ``j / M`` is
+    rounded to float32; one comparison with each neighbouring edge corrects
+    it, so the result equals ``j`` with ``edges[j] <= g < edges[j + 1]``.
+
+    Args:
+        g (Tensor): gradient norms in [0, 1], float32, any shape.
+        valid (Tensor): bool, broadcastable to ``g``.
+        edges (Tensor): ``(M + 1,)`` float32 from :func:`region_edges`.
+
+    Returns:
+        Tensor: uint8 of ``g``'s shape, in ``[0, M - 1]`` for valid elements
+        and ``M`` for invalid ones.
+    """
+    bins = edges.numel() - 1
+    guess = (g * bins).floor().clamp(0, bins - 1).to(torch.int64)
+    below = (g < edges[guess]).to(torch.int64)
+    above = (g >= edges[guess + 1]).to(torch.int64)
+    index = (guess - below + above).clamp(0, bins - 1)
+    return torch.where(valid, index, bins).to(torch.uint8)
+
+
+def region_counts(index: Tensor, bins: int) -> Tensor:
+    """Number of elements in each region, ``(bins + 1,)`` int64 (last: invalid).
+
+    Uses a scatter-add rather than ``torch.bincount``, whose output shape
+    depends on the data (and which reads the maximum back to the host on CUDA).
+    Eager calls convert the uint8 index to int64 in chunks to bound memory.
+    """
+    flat = index.reshape(-1)
+    counts = torch.zeros(bins + 1, dtype=torch.int64, device=index.device)
+    if torch.compiler.is_compiling():
+        return counts.scatter_add_(0, flat.long(), torch.ones_like(flat, dtype=torch.int64))
+    chunk = 1 << 22
+    ones = torch.ones(min(chunk, flat.numel()), dtype=torch.int64, device=index.device)
+    for part in flat.split(chunk):
+        counts.scatter_add_(0, part.long(), ones[:part.numel()])
+    return counts
+
+
+def update_density(counts: Tensor, acc_sum: Tensor, momentum: float) -> Tensor:
+    """Gradient density per region after this batch, ``(bins,)`` float32.
+
+    Without momentum the density is the region count ``R_j``. With momentum
+    ``m`` the EMA ``S_j = m * S_j + (1 - m) * R_j`` is updated in place, only
+    for non-empty regions (as the reference does), and returned.
+
+    Args:
+        counts (Tensor): ``(bins + 1,)`` int64 from :func:`region_counts`.
+        acc_sum (Tensor | None): ``(bins,)`` float32 EMA buffer; ``None`` when
+            ``momentum == 0``.
+        momentum (float): in [0, 1).
+    """
+    region = counts[:-1].to(torch.float32)
+    if momentum <= 0:
+        return region
+    updated = momentum * acc_sum + (1 - momentum) * region
+    acc_sum.copy_(torch.where(counts[:-1] > 0, updated, acc_sum))
+    return acc_sum
+
+
+def region_weights(counts: Tensor, density: Tensor, total: Tensor) -> Tensor:
+    """Harmonizing weight of each region, ``(bins + 1,)`` float32.
+
+    ``beta_j = total / (density_j * n)`` for the ``n`` non-empty regions of
+    this batch; empty regions and the invalid sentinel get 0.
+
+    Args:
+        counts (Tensor): ``(bins + 1,)`` int64 region counts.
+        density (Tensor): ``(bins,)`` float32 from :func:`update_density`.
+        total (Tensor): float32 scalar, the normaliser ``N`` of the loss.
+    """
+    non_empty = counts[:-1] > 0
+    num_non_empty = non_empty.sum().clamp(min=1).to(torch.float32)
+    safe_density = torch.where(non_empty, density, torch.ones_like(density))
+    weights = torch.where(non_empty, total / safe_density / num_non_empty,
+                          torch.zeros_like(density))
+    return torch.cat([weights, weights.new_zeros(1)])

@@ -1,0 +1,224 @@
+"""GHM-C: parity with MMDetection's GHMC, hand values, gradients and the contract."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmdet.models.losses import GHMC
+
+from mmdet_ghm.losses import GHMCLoss
+
+
+def rel_diff(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
+
+
+def make_batch(n=600, c=12, with_edges=True):
+    """Logits with saturated and on-edge examples, labels in [0, C], 0/1 weights."""
+    logits = torch.randn(n, c) * 4
+    if with_edges:
+        logits[:20] = 100.0    # sigmoid == 1 exactly: g = 0 or 1
+        logits[20:40] = -100.0  # sigmoid == 0 exactly
+        logits[40:60] = 0.0    # sigmoid == 0.5: g on the edge 0.5
+    labels = torch.randint(0, c + 1, (n,))
+    label_weight = (torch.rand(n) > 0.15).float()
+    return logits, labels, label_weight
+
+
+def run_pair(ref, ours, logits, target, label_weight, **kwargs):
+    a = logits.clone().requires_grad_()
+    b = logits.clone().requires_grad_()
+    loss_ref = ref(a, target, label_weight, **kwargs)
+    loss_ours = ours(b, target, label_weight, **kwargs)
+    loss_ref.sum().backward()
+    loss_ours.sum().backward()
+    return loss_ref, loss_ours, a.grad, b.grad
+
+
+@pytest.mark.parametrize('momentum', [0.0, 0.75])
+@pytest.mark.parametrize('binary', [False, True], ids=['labels', 'binary'])
+def test_matches_reference_over_a_sequence_of_calls(kernel_mode, momentum, binary):
+    ref = GHMC(bins=30, momentum=momentum)
+    ours = GHMCLoss(bins=30, momentum=momentum)
+    for step in range(4):
+        logits, labels, label_weight = make_batch()
+        if binary:
+            target = F.one_hot(labels, 13)[:, :12].float()
+            label_weight = label_weight[:, None].expand(-1, 12).contiguous()
+        else:
+            target = labels
+        loss_ref, loss_ours, grad_ref, grad_ours = run_pair(ref, ours, logits, target,
+                                                            label_weight)
+        assert rel_diff(loss_ours, loss_ref) < 1e-5, step
+        assert rel_diff(grad_ours, grad_ref) < 1e-5, step
+        if momentum:
+            assert torch.allclose(ours.acc_sum, ref.acc_sum, rtol=1e-6), step
+    if momentum:
+        assert (ours.acc_sum > 0).sum() > 10  # the EMA really evolved
+
+
+def test_hand_computed_example(eager_kernels):
+    # bins=2: regions [0, .5) and [.5, 1]. Logits 0 give p = 0.5.
+    logits = torch.tensor([[0.0, -100.0], [100.0, 0.0], [0.0, 3.0]], requires_grad=True)
+    labels = torch.tensor([1, 0, 2])           # row 2 is background
+    label_weight = torch.tensor([1.0, 1.0, 0.0])  # row 2 ignored
+    loss = GHMCLoss(bins=2)(logits, labels, label_weight)
+    # valid elements: t = [[0,1],[1,0]]; p = [[.5, 0],[1, .5]]; g = [[.5,1],[0,.5]]
+    # region 0: one element (g=0), region 1: three elements. N = 4, n = 2.
+    # beta = N / (R_j * n): region 0 -> 4 / 2 = 2, region 1 -> 4 / 6.
+    ce = torch.tensor([[math.log(2), 100.0], [0.0, math.log(2)]])
+    beta = torch.tensor([[4 / 6, 4 / 6], [2.0, 4 / 6]])
+    expected = (beta * ce).sum() / 4
+    assert torch.allclose(loss, expected, rtol=1e-6)
+    loss.backward()
+    p = torch.tensor([[0.5, 0.0], [1.0, 0.5]])
+    t = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    expected_grad = torch.cat([beta * (p - t) / 4, torch.zeros(1, 2)])
+    assert torch.allclose(logits.grad, expected_grad, atol=1e-7)
+
+
+def test_gradcheck_float64(eager_kernels):
+    logits = (torch.randn(30, 5, dtype=torch.float64) * 2).requires_grad_()
+    labels = torch.randint(0, 6, (30,))
+    label_weight = (torch.rand(30) > 0.2).double()
+    loss = GHMCLoss(bins=10)
+    assert torch.autograd.gradcheck(lambda x: loss(x, labels, label_weight), (logits,))
+    assert torch.autograd.gradcheck(
+        lambda x: loss(x, labels, label_weight, reduction_override='none'), (logits,))
+
+
+def test_reductions_and_loss_weight(eager_kernels):
+    logits, labels, label_weight = make_batch(200, 6, with_edges=False)
+    loss = GHMCLoss(bins=10, loss_weight=2.5)
+    none = loss(logits, labels, label_weight, reduction_override='none')
+    total = loss(logits, labels, label_weight, reduction_override='sum')
+    mean = loss(logits, labels, label_weight)
+    num_valid = label_weight.sum() * 6
+    assert none.shape == logits.shape
+    assert torch.allclose(none.sum(), total, rtol=1e-5)
+    assert torch.allclose(mean, total / num_valid, rtol=1e-5)
+    assert torch.allclose(mean, 2.5 * GHMCLoss(bins=10)(logits, labels, label_weight), rtol=1e-6)
+    assert (none[label_weight == 0] == 0).all()
+
+
+def test_without_momentum_mean_is_mean_of_region_means(eager_kernels):
+    logits, labels, _ = make_batch(300, 4, with_edges=False)
+    loss = GHMCLoss(bins=5)(logits, labels, None)
+    target = F.one_hot(labels, 5)[:, :4].float()
+    g = (logits.sigmoid() - target).abs()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
+    region = (g * 5).floor().clamp(max=4)
+    means = [ce[region == j].mean() for j in range(5) if (region == j).any()]
+    assert torch.allclose(loss, torch.stack(means).mean(), rtol=1e-5)
+
+
+def test_avg_factor_is_ignored_like_the_reference(eager_kernels):
+    logits, labels, label_weight = make_batch(100, 3)
+    loss = GHMCLoss()
+    assert torch.equal(loss(logits, labels, label_weight),
+                       loss(logits, labels, label_weight, avg_factor=123.0))
+
+
+def test_empty_input_is_zero_and_connected(kernel_mode):
+    logits = torch.zeros(0, 8, requires_grad=True)
+    loss = GHMCLoss(bins=30, momentum=0.75)(logits, torch.zeros(0, dtype=torch.long),
+                                              torch.zeros(0))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert logits.grad is not None and logits.grad.shape == (0, 8)
+
+
+def test_all_weights_zero_gives_zero_not_nan(eager_kernels):
+    logits = torch.randn(10, 3, requires_grad=True)
+    ghm = GHMCLoss(bins=10, momentum=0.5)
+    loss = ghm(logits, torch.randint(0, 4, (10,)), torch.zeros(10))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros(10, 3))
+    assert torch.equal(ghm.acc_sum, torch.zeros(10))
+
+
+@pytest.mark.parametrize('dtype,tol', [(torch.float16, 2e-3), (torch.bfloat16, 2e-2)])
+def test_half_precision_logits_match_float32(eager_kernels, dtype, tol):
+    logits, labels, label_weight = make_batch(400, 10, with_edges=False)
+    logits = logits.to(dtype).float()  # representable in both: isolates the loss's precision
+    ref = GHMCLoss(bins=30)
+    expected = ref(logits, labels, label_weight)
+    half = logits.to(dtype).requires_grad_()
+    got = GHMCLoss(bins=30)(half, labels, label_weight)
+    assert got.dtype == torch.float32
+    assert abs(got.item() - expected.item()) / expected.item() < tol
+    got.backward()
+    assert half.grad.dtype == dtype and torch.isfinite(half.grad).all()
+
+
+def test_weights_do_not_overflow_in_float16(eager_kernels):
+    # 70000 easy examples in region 0 and one hard one alone in region 9: its
+    # weight is N / R_9 / n = 70001 / 1 / 2. The reference stores N / R_9 =
+    # 70001 in a float16 tensor first, which overflows to inf.
+    n = 70001
+    logits = torch.full((n, 1), -20.0, dtype=torch.float16)
+    logits[0] = 20.0
+    labels = torch.ones(n, dtype=torch.long)  # background for C = 1
+    assert torch.isinf(GHMC(bins=10)(logits, labels, torch.ones(n)))
+    loss = GHMCLoss(bins=10, reduction='sum')(logits, labels, torch.ones(n))
+    assert torch.isfinite(loss)
+    assert abs(loss.item() - 35000.5 * 20) / (35000.5 * 20) < 1e-3  # CE(20, t=0) = 20
+
+
+def test_runs_under_autocast(eager_kernels):
+    logits, labels, label_weight = make_batch(100, 4)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = GHMCLoss(bins=10)(logits, labels, label_weight)
+    assert loss.dtype == torch.float32
+    assert torch.allclose(loss, GHMCLoss(bins=10)(logits, labels, label_weight))
+
+
+def test_state_dict_is_compatible_with_reference():
+    ref = GHMC(bins=30, momentum=0.75)
+    ref.acc_sum.uniform_()
+    ours = GHMCLoss(bins=30, momentum=0.75)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    assert torch.equal(ours.acc_sum, ref.acc_sum)
+    assert torch.equal(ours.edges, ref.edges)
+    assert set(GHMCLoss(bins=5).state_dict()) == set(GHMC(bins=5).state_dict())
+
+
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(bins=0), ValueError, 'bins.*0'),
+    (dict(bins=2.5), TypeError, 'bins.*2.5'),
+    (dict(bins=True), TypeError, 'bins.*True'),
+    (dict(bins=300), ValueError, 'bins.*300'),
+    (dict(momentum=1.0), ValueError, r'momentum.*1\.0'),
+    (dict(momentum=-0.1), ValueError, r'momentum.*-0\.1'),
+    (dict(momentum='0.5'), TypeError, "momentum.*'0.5'"),
+    (dict(use_sigmoid=False), ValueError, 'use_sigmoid=False'),
+    (dict(reduction='avg'), ValueError, "reduction.*'avg'"),
+    (dict(loss_weight=None), TypeError, 'loss_weight.*None'),
+])
+def test_bad_config_raises_naming_the_value(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        GHMCLoss(**kwargs)
+
+
+def test_bad_inputs_raise_naming_the_value(eager_kernels):
+    loss = GHMCLoss()
+    logits = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r'labels.*\[0, 3\].*got label 4'):
+        loss(logits, torch.tensor([0, 1, 4, 3]), torch.ones(4))
+    with pytest.raises(ValueError, match=r'got label -1'):
+        loss(logits, torch.tensor([0, -1, 2, 3]), torch.ones(4))
+    with pytest.raises(ValueError, match=r'labels must have shape \(4,\).*\(5,\)'):
+        loss(logits, torch.zeros(5, dtype=torch.long), torch.ones(4))
+    with pytest.raises(TypeError, match='integer.*float32'):
+        loss(logits, torch.zeros(4), torch.ones(4))
+    with pytest.raises(ValueError, match=r'label_weight.*\(4, 3\) or \(4,\).*\(3,\)'):
+        loss(logits, torch.zeros(4, dtype=torch.long), torch.ones(3))
+    with pytest.raises(ValueError, match=r'target.*\(4, 2\)'):
+        loss(logits, torch.zeros(4, 2), torch.ones(4))
+    with pytest.raises(ValueError, match=r'pred.*\(N, C\).*\(4,\)'):
+        loss(torch.randn(4), torch.zeros(4, dtype=torch.long), torch.ones(4))
+    with pytest.raises(TypeError, match='pred.*int64'):
+        loss(torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="reduction_override.*'avg'"):
+        loss(logits, torch.zeros(4, dtype=torch.long), reduction_override='avg')
