@@ -56,14 +56,29 @@ def region_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
     return torch.where(valid, index, bins).to(torch.uint8)
 
 
+def counts_by_bincount(index: Tensor) -> bool:
+    """Whether :func:`region_counts` may use ``torch.bincount`` for ``index``.
+
+    Only for eager CPU tensors: there ``bincount``'s read of the maximum is a
+    plain memory read (no device to wait for), its output has ``bins + 1``
+    entries because :func:`region_index` bounds the index by construction,
+    and it is 5-8x faster than a scatter-add on uint8 input. On accelerators
+    ``bincount`` would synchronise, and inside ``torch.compile`` its shape is
+    data-dependent, so both use the scatter-add.
+    """
+    return index.device.type == 'cpu' and not torch.compiler.is_compiling()
+
+
 def region_counts(index: Tensor, bins: int) -> Tensor:
     """Number of elements in each region, ``(bins + 1,)`` int64 (last: invalid).
 
-    Uses a scatter-add rather than ``torch.bincount``, whose output shape
-    depends on the data (and which reads the maximum back to the host on CUDA).
-    Eager calls convert the uint8 index to int64 in chunks to bound memory.
+    Counts are exact integers (int64), also beyond 2**24 elements. Off the
+    CPU (see :func:`counts_by_bincount`) a scatter-add is used; eager calls
+    convert the uint8 index to int64 in chunks to bound memory.
     """
     flat = index.reshape(-1)
+    if counts_by_bincount(index):
+        return torch.bincount(flat, minlength=bins + 1)
     counts = torch.zeros(bins + 1, dtype=torch.int64, device=index.device)
     if torch.compiler.is_compiling():
         return counts.scatter_add_(0, flat.long(), torch.ones_like(flat, dtype=torch.int64))

@@ -1,6 +1,8 @@
 """The density estimator: exact regions, exact counts, EMA and weights."""
+import pytest
 import torch
 
+import mmdet_ghm.losses.gradient_density as density_module
 from mmdet_ghm.losses.gradient_density import (region_counts, region_edges, region_index,
                                                region_weights, update_density)
 
@@ -56,7 +58,15 @@ def test_invalid_elements_go_to_the_sentinel_region():
     assert region_index(g, valid, edges).tolist() == [0, 4, 3, 4]
 
 
-def test_counts_are_exact_beyond_float32_integers():
+@pytest.fixture(params=['bincount', 'scatter_add'])
+def counting_path(request, monkeypatch):
+    """Both ways of counting: bincount (eager CPU) and scatter-add (elsewhere)."""
+    if request.param == 'scatter_add':
+        monkeypatch.setattr(density_module, 'counts_by_bincount', lambda index: False)
+    return request.param
+
+
+def test_counts_are_exact_beyond_float32_integers(counting_path):
     n = (1 << 24) + 3  # float32 cannot represent 2**24 + 1 or + 3
     index = torch.zeros(n, dtype=torch.uint8)
     index[-1] = 2
@@ -65,9 +75,16 @@ def test_counts_are_exact_beyond_float32_integers():
     assert counts.tolist() == [n - 1, 0, 1]
 
 
-def test_counts_match_bincount():
-    index = torch.randint(0, 11, (12345,), dtype=torch.uint8)
-    assert torch.equal(region_counts(index, 10), torch.bincount(index.long(), minlength=11))
+def test_counts_match_a_direct_count(counting_path):
+    index = torch.randint(0, 11, (3, 12345), dtype=torch.uint8)
+    index[0, :7] = 10
+    counts = region_counts(index, 10)
+    assert counts.tolist() == [int((index == j).sum()) for j in range(11)]
+
+
+def test_counts_with_an_empty_region_keep_their_length(counting_path):
+    index = torch.zeros(100, dtype=torch.uint8)
+    assert region_counts(index, 30).shape == (31,)
 
 
 def test_ema_updates_only_non_empty_regions():

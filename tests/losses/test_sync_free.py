@@ -4,6 +4,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmdet_ghm.losses.ghm_c as ghm_c_module
+import mmdet_ghm.losses.gradient_density as density_module
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 
 HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
@@ -28,14 +29,23 @@ def record(loss, *inputs):
 
 
 @pytest.fixture
-def no_label_check(monkeypatch):
-    # The label range check reads labels on CPU by design (no device to sync
-    # with); on accelerators it is an async assert. Counted separately.
+def accelerator_path(monkeypatch):
+    # On CPU two steps read memory on the host by design (there is no device
+    # to wait for): the label range check and the bincount of the regions.
+    # Force the code paths taken on accelerators, which must never do so.
     monkeypatch.setattr(ghm_c_module, 'check_label_range', lambda labels, num_classes: None)
+    monkeypatch.setattr(density_module, 'counts_by_bincount', lambda index: False)
+
+
+def test_cpu_path_reads_the_host_only_for_bincount_and_the_label_check(eager_kernels):
+    ops = record(GHMCLoss(bins=10), torch.randn(50, 3), torch.randint(0, 4, (50,)),
+                 torch.ones(50))
+    reads = [op for op in ops if op in HOST_READS]
+    assert reads == ['aten._local_scalar_dense', 'aten.bincount'], reads
 
 
 @pytest.mark.parametrize('binary', [False, True])
-def test_ghmc_ops_do_not_depend_on_bins_and_never_read_the_host(eager_kernels, no_label_check,
+def test_ghmc_ops_do_not_depend_on_bins_and_never_read_the_host(eager_kernels, accelerator_path,
                                                                 binary):
     logits = torch.randn(300, 7)
     labels = torch.randint(0, 8, (300,))
@@ -47,7 +57,7 @@ def test_ghmc_ops_do_not_depend_on_bins_and_never_read_the_host(eager_kernels, n
     assert not HOST_READS.intersection(few), HOST_READS.intersection(few)
 
 
-def test_ghmr_ops_do_not_depend_on_bins_and_never_read_the_host(eager_kernels):
+def test_ghmr_ops_do_not_depend_on_bins_and_never_read_the_host(eager_kernels, accelerator_path):
     pred, target, weight = torch.randn(300, 4), torch.randn(300, 4), torch.ones(300, 4)
     few = record(GHMRLoss(bins=3, momentum=0.7), pred, target, weight)
     many = record(GHMRLoss(bins=150, momentum=0.7), pred, target, weight)
