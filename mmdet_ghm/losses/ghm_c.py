@@ -13,17 +13,16 @@ only saved per-element tensor. No one-hot target is materialised.
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .checks import (check_bins, check_float_tensor, check_label_range, check_momentum,
-                     check_real, check_reduction, check_weight_shape)
+from .checks import check_float_tensor, check_label_range, check_weight_shape
 from .fused import fused
-from .gradient_density import (compute_dtype, region_counts, region_edges, region_index,
-                               region_weights, update_density)
+from .gradient_density import (accumulate_region_stats, compute_dtype, region_counts,
+                               region_index, region_weights, update_density)
+from .harmonized_loss import HarmonizedLoss
 
 EPS = torch.finfo(torch.float32).eps  # MMDetection's weight_reduce_loss adds it to avg_factor
 
@@ -103,7 +102,8 @@ def ghm_c_loss(pred: Tensor,
                edges: Tensor,
                acc_sum: Optional[Tensor] = None,
                momentum: float = 0.0,
-               reduction: str = 'mean') -> Tensor:
+               reduction: str = 'mean',
+               stats: Optional[Tensor] = None) -> Tensor:
     """GHM-C loss (functional core of :class:`GHMCLoss`).
 
     Args:
@@ -119,6 +119,8 @@ def ghm_c_loss(pred: Tensor,
         momentum (float): EMA momentum in [0, 1).
         reduction (str): ``'none'`` (``(N, C)`` weighted CE), ``'sum'`` or
             ``'mean'`` (sum divided by the number of valid elements).
+        stats (Tensor | None): ``(2, bins)`` float64 accumulator of region
+            counts and weights (see :func:`accumulate_region_stats`).
 
     Returns:
         Tensor: float32 loss.
@@ -129,6 +131,8 @@ def ghm_c_loss(pred: Tensor,
     num_valid = counts[:-1].sum().clamp(min=1).to(torch.float32)
     density = update_density(counts, acc_sum, momentum)
     weights = region_weights(counts, density, num_valid)
+    if stats is not None:
+        accumulate_region_stats(stats, counts, weights)
     if reduction == 'none':
         return ghmc_elementwise(pred, target, index, weights)
     if pred.numel() == 0:  # keep the graph connected
@@ -140,7 +144,7 @@ def ghm_c_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class GHMCLoss(nn.Module):
+class GHMCLoss(HarmonizedLoss):
     """GHM-C loss, a drop-in, exact and sync-free replacement for MMDetection's ``GHMC``.
 
     Same arguments, defaults, buffers (``edges``, ``acc_sum``) and values as
@@ -160,20 +164,11 @@ class GHMCLoss(nn.Module):
 
     def __init__(self, bins=10, momentum=0, use_sigmoid=True, loss_weight=1.0,
                  reduction='mean'):
-        super().__init__()
-        self.bins = check_bins(bins)
-        self.momentum = check_momentum(momentum)
+        super().__init__(bins, momentum, 1.0 + 1e-6, loss_weight, reduction)
         if use_sigmoid is not True:
             raise ValueError(f'GHMCLoss supports only use_sigmoid=True (sigmoid CE); '
                              f'got use_sigmoid={use_sigmoid!r}')
         self.use_sigmoid = True
-        self.loss_weight = check_real('loss_weight', loss_weight)
-        self.reduction = check_reduction(reduction)
-        self.register_buffer('edges', region_edges(self.bins, 1.0 + 1e-6))
-        if self.momentum > 0:
-            self.register_buffer('acc_sum', torch.zeros(self.bins))
-        else:
-            self.acc_sum = None
 
     def forward(self, pred: Tensor, target: Tensor, label_weight: Optional[Tensor] = None,
                 avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
@@ -191,8 +186,7 @@ class GHMCLoss(nn.Module):
         Returns:
             Tensor: float32 scalar, or ``(N, C)`` for ``reduction='none'``.
         """
-        reduction = check_reduction(reduction_override or self.reduction, 'reduction_override'
-                                    if reduction_override else 'reduction')
+        reduction = self._reduction(reduction_override)
         check_float_tensor('pred', pred)
         if pred.dim() != 2:
             raise ValueError(f'pred must have shape (N, C), got {tuple(pred.shape)}')
@@ -209,7 +203,7 @@ class GHMCLoss(nn.Module):
                              f'{tuple(pred.shape)}, got {tuple(target.shape)}')
         check_weight_shape('label_weight', label_weight, pred, allow_rows=True)
         loss = ghm_c_loss(pred, target, label_weight, self.edges, self.acc_sum,
-                          self.momentum, reduction)
+                          self.momentum, reduction, self.region_stats)
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:

@@ -9,17 +9,16 @@ loss is ``sum(beta * ASL1) / N`` with ``N = sum(label_weight)``.
 from typing import Optional
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .checks import (check_bins, check_float_tensor, check_momentum, check_positive, check_real,
-                     check_reduction, check_weight_shape)
+from .checks import check_float_tensor, check_positive, check_weight_shape
 from .fused import fused
 from .ghm_c import EPS, valid_mask
-from .gradient_density import (compute_dtype, region_counts, region_edges, region_index,
-                               region_weights, update_density)
+from .gradient_density import (accumulate_region_stats, compute_dtype, region_counts,
+                               region_index, region_weights, update_density)
+from .harmonized_loss import HarmonizedLoss
 
 
 def authentic_smooth_l1(diff: Tensor, mu: float) -> Tensor:
@@ -92,7 +91,8 @@ def ghm_r_loss(pred: Tensor,
                mu: float = 0.02,
                acc_sum: Optional[Tensor] = None,
                momentum: float = 0.0,
-               reduction: str = 'mean') -> Tensor:
+               reduction: str = 'mean',
+               stats: Optional[Tensor] = None) -> Tensor:
     """GHM-R loss (functional core of :class:`GHMRLoss`).
 
     Args:
@@ -106,6 +106,8 @@ def ghm_r_loss(pred: Tensor,
         acc_sum (Tensor | None): ``(bins,)`` float32 EMA buffer.
         momentum (float): EMA momentum in [0, 1).
         reduction (str): ``'none'``, ``'sum'`` or ``'mean'`` (sum / N).
+        stats (Tensor | None): ``(2, bins)`` float64 accumulator of region
+            counts and weights (see :func:`accumulate_region_stats`).
 
     Returns:
         Tensor: float32 loss.
@@ -119,6 +121,8 @@ def ghm_r_loss(pred: Tensor,
         total = label_weight.detach().float().sum().clamp(min=1)
     density = update_density(counts, acc_sum, momentum)
     weights = region_weights(counts, density, total)
+    if stats is not None:
+        accumulate_region_stats(stats, counts, weights)
     if reduction == 'none':
         return ghmr_elementwise(pred, target, index, weights, mu)
     if pred.numel() == 0:  # keep the graph connected
@@ -130,7 +134,7 @@ def ghm_r_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class GHMRLoss(nn.Module):
+class GHMRLoss(HarmonizedLoss):
     """GHM-R loss, a drop-in, exact and sync-free replacement for MMDetection's ``GHMR``.
 
     Same arguments, defaults, buffers and values as
@@ -147,17 +151,8 @@ class GHMRLoss(nn.Module):
     """
 
     def __init__(self, mu=0.02, bins=10, momentum=0, loss_weight=1.0, reduction='mean'):
-        super().__init__()
+        super().__init__(bins, momentum, 1e3, loss_weight, reduction)
         self.mu = check_positive('mu', mu)
-        self.bins = check_bins(bins)
-        self.momentum = check_momentum(momentum)
-        self.loss_weight = check_real('loss_weight', loss_weight)
-        self.reduction = check_reduction(reduction)
-        self.register_buffer('edges', region_edges(self.bins, 1e3))
-        if self.momentum > 0:
-            self.register_buffer('acc_sum', torch.zeros(self.bins))
-        else:
-            self.acc_sum = None
 
     def forward(self, pred: Tensor, target: Tensor, label_weight: Optional[Tensor] = None,
                 avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
@@ -174,8 +169,7 @@ class GHMRLoss(nn.Module):
         Returns:
             Tensor: float32 scalar, or ``pred``'s shape for ``'none'``.
         """
-        reduction = check_reduction(reduction_override or self.reduction, 'reduction_override'
-                                    if reduction_override else 'reduction')
+        reduction = self._reduction(reduction_override)
         check_float_tensor('pred', pred)
         check_float_tensor('target', target)
         if target.shape != pred.shape:
@@ -183,7 +177,7 @@ class GHMRLoss(nn.Module):
                              f'got {tuple(target.shape)}')
         check_weight_shape('label_weight', label_weight, pred, allow_rows=False)
         loss = ghm_r_loss(pred, target, label_weight, self.edges, self.mu, self.acc_sum,
-                          self.momentum, reduction)
+                          self.momentum, reduction, self.region_stats)
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:

@@ -127,3 +127,17 @@ def region_weights(counts: Tensor, density: Tensor, total: Tensor) -> Tensor:
     weights = torch.where(non_empty, total / safe_density / num_non_empty,
                           torch.zeros_like(density))
     return torch.cat([weights, weights.new_zeros(1)])
+
+
+def accumulate_region_stats(stats: Tensor, counts: Tensor, weights: Tensor) -> None:
+    """Add this call's per-region statistics to ``stats`` in place, on the device.
+
+    Args:
+        stats (Tensor): ``(2, bins)`` float64: row 0 the element counts, row 1
+            the total harmonizing weight ``R_j * beta_j`` of each region
+            (float64 holds integer counts exactly up to 2**53).
+        counts (Tensor): ``(bins + 1,)`` int64 region counts of this call.
+        weights (Tensor): ``(bins + 1,)`` per-region weights of this call.
+    """
+    region = counts[:-1].to(torch.float64)
+    stats.add_(torch.stack([region, region * weights[:-1].to(torch.float64)]))

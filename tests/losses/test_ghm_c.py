@@ -222,3 +222,22 @@ def test_bad_inputs_raise_naming_the_value(eager_kernels):
         loss(torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="reduction_override.*'avg'"):
         loss(logits, torch.zeros(4, dtype=torch.long), reduction_override='avg')
+
+
+def test_region_stats_accumulate_over_calls_on_the_device(eager_kernels):
+    loss = GHMCLoss(bins=2, momentum=0.5)
+    logits = torch.tensor([[0.0, -100.0], [100.0, 0.0], [0.0, 3.0]])
+    labels, weight = torch.tensor([1, 0, 2]), torch.tensor([1.0, 1.0, 0.0])
+    loss(logits, labels, weight)
+    loss(logits, labels, weight)
+    summary = loss.region_summary()
+    # per call: region 0 holds 1 element, region 1 holds 3 (see the hand example)
+    assert summary['counts'].tolist() == [2.0, 6.0]
+    # first call: S = [0.5, 1.5], beta = 4 / (S * 2) -> [4, 4/3]; totals 4 and 4
+    # second call: S = [0.75, 2.25], beta -> [8/3, 8/9]; totals 8/3 and 8/3
+    assert torch.allclose(summary['weight_share'], torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert summary['non_empty'].item() == 2
+    assert torch.allclose(summary['density'], torch.tensor([0.75, 2.25]))
+    loss.reset_region_stats()
+    assert loss.region_summary()['counts'].tolist() == [0.0, 0.0]
+    assert 'region_stats' not in loss.state_dict()
