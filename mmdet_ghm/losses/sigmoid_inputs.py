@@ -1,0 +1,89 @@
+"""Inputs of the sigmoid classification losses GHM is compared with.
+
+:class:`AlphaBalancedCELoss`, :class:`ContinuousFocalLoss` and
+:class:`OHEMLoss` take the inputs MMDetection's dense heads pass to
+``loss_cls``: logits ``(N, C)``; integer labels ``(N,)`` in ``[0, C]``
+(``C`` is background) or binary / soft targets of the logits' shape with
+values in [0, 1]; and an optional weight ``(N,)`` or ``(N, C)``. The checks
+here raise errors that name the bad value. Tensor *values* are checked as in
+:func:`.checks.check_label_range`: eagerly on CPU, by an asynchronous device
+assertion on accelerators and under ``torch.compile`` (no host sync).
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .checks import (check_float_tensor, check_label_range, check_reduction,
+                     check_weight_shape)
+
+
+def check_use_sigmoid(loss_name: str, use_sigmoid) -> bool:
+    """``use_sigmoid`` must be True: the losses are sigmoid (per-class) losses.
+
+    Dense heads read ``use_sigmoid`` from the loss config to size their
+    classifier (``C`` logits with sigmoid, ``C + 1`` with softmax).
+    """
+    if use_sigmoid is not True:
+        raise ValueError(f'{loss_name} supports only use_sigmoid=True (sigmoid CE); '
+                         f'got use_sigmoid={use_sigmoid!r}')
+    return True
+
+
+def check_unit_range(name: str, values: Tensor) -> None:
+    """Soft / binary targets lie in [0, 1]; NaN counts as out of range."""
+    if values.numel() == 0:
+        return
+    in_range = ((values >= 0) & (values <= 1)).all()
+    if torch.compiler.is_compiling() or values.device.type != 'cpu':
+        torch._assert_async(in_range, f'{name} must lie in [0, 1]')
+        return
+    if not bool(in_range):
+        bad = values[~((values >= 0) & (values <= 1))][0].item()
+        raise ValueError(f'{name} must lie in [0, 1], got {bad}')
+
+
+def check_sigmoid_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> None:
+    """Check logits, labels or targets, and weight; raise naming the bad value.
+
+    Args:
+        pred (Tensor): logits ``(N, C)``, floating point.
+        target (Tensor): integer labels ``(N,)`` in ``[0, C]``, or targets of
+            ``pred``'s shape in [0, 1] (any real or bool dtype).
+        weight (Tensor | None): ``(N,)`` or ``(N, C)``.
+    """
+    check_float_tensor('pred', pred)
+    if pred.dim() != 2:
+        raise ValueError(f'pred must have shape (N, C), got {tuple(pred.shape)}')
+    if not isinstance(target, Tensor):
+        raise TypeError(f'target must be a torch.Tensor, got {type(target).__name__}')
+    if target.dim() == 1:
+        if target.shape[0] != pred.shape[0]:
+            raise ValueError(f'labels must have shape ({pred.shape[0]},) to match pred '
+                             f'{tuple(pred.shape)}, got {tuple(target.shape)}')
+        if target.is_floating_point() or target.dtype == torch.bool:
+            raise TypeError(f'labels of shape (N,) must be an integer tensor, '
+                            f'got dtype {target.dtype}')
+        check_label_range(target, pred.shape[1])
+    elif target.shape == pred.shape:
+        check_unit_range('target', target)
+    else:
+        raise ValueError(f'target must be labels ({pred.shape[0]},) or targets '
+                         f'{tuple(pred.shape)}, got {tuple(target.shape)}')
+    check_weight_shape('weight', weight, pred, allow_rows=True)
+
+
+def element_weight(weight: Optional[Tensor], pred: Tensor) -> Optional[Tensor]:
+    """``weight`` broadcastable to ``pred`` (``(N,)`` becomes ``(N, 1)``), float."""
+    if weight is None:
+        return None
+    if weight.dim() < pred.dim():
+        weight = weight.unsqueeze(-1)
+    return weight.float() if not weight.is_floating_point() else weight
+
+
+def resolve_reduction(reduction: str, reduction_override: Optional[str]) -> str:
+    """``reduction_override`` if given (checked), else ``reduction``."""
+    if reduction_override is None:
+        return reduction
+    return check_reduction(reduction_override, 'reduction_override')
