@@ -12,7 +12,8 @@ from mmdet_ghm.losses import OHEMLoss, ohem_loss
 from mmdet_ghm.losses.ohem import ohem_keep_mask, rank_descending
 
 HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
-              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item'}
+              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item',
+              'boolean-mask indexing'}
 
 
 def softplus(x):
@@ -162,8 +163,20 @@ class OpRecorder(TorchDispatchMode):
         self.ops = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func.overloadpacket))
+        name = str(func.overloadpacket)
+        self.ops.append(name)
+        if name.startswith('aten.index') and len(args) > 1 and isinstance(args[1], (list, tuple)):
+            # x[mask] has an output shape that depends on the data: a host read
+            if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]):
+                self.ops.append('boolean-mask indexing')
         return func(*args, **(kwargs or {}))
+
+
+def test_recorder_catches_host_reads():
+    x = torch.randn(10)
+    with OpRecorder() as recorder:
+        x[x > 0].sum().item()
+    assert {'boolean-mask indexing', 'aten._local_scalar_dense'} <= set(recorder.ops)
 
 
 @pytest.mark.parametrize('topk', [None, 10])
