@@ -36,6 +36,11 @@ FL = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
           loss_weight=1.0)
 CE = dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
 L1 = dict(type='L1Loss', loss_weight=1.0)
+ALPHA_CE = dict(type='AlphaBalancedCELoss', alpha=0.75, use_sigmoid=True,
+                loss_weight=1.0)
+OHEM = dict(type='OHEMLoss', neg_pos_ratio=3, min_neg=100, use_sigmoid=True,
+            loss_weight=1.0)
+ASL1 = dict(type='AuthenticSmoothL1Loss', mu=0.02, loss_weight=1.0)
 
 R50 = dict(type='ResNet', depth=50, groups=None,
            checkpoint='torchvision://resnet50')
@@ -50,10 +55,13 @@ X101_64 = dict(type='ResNeXt', depth=101, groups=64,
 # entry whose published result and checkpoint apply, or None).
 GHM_CONFIGS = {
     'retinanet_r50_fpn_ce-sl1_1x_coco': (CE, SL1, CLIP, R50, None),
+    'retinanet_r50_fpn_alpha-ce-sl1_1x_coco': (ALPHA_CE, SL1, CLIP, R50, None),
+    'retinanet_r50_fpn_ohem-sl1_1x_coco': (OHEM, SL1, CLIP, R50, None),
     'retinanet_r50_fpn_fl-sl1_1x_coco': (FL, SL1, CLIP, R50, None),
     'retinanet_r50_fpn_fl-l1_1x_coco':
     (FL, L1, None, R50, ('retinanet', 'retinanet_r50_fpn_1x_coco')),
     'retinanet_r50_fpn_ghmc-sl1_1x_coco': (GHMC, SL1, CLIP, R50, None),
+    'retinanet_r50_fpn_ghmc-asl1_1x_coco': (GHMC, ASL1, CLIP, R50, None),
     'retinanet_r50_fpn_ghm-1x_coco':
     (GHMC, GHMR, CLIP, R50, ('ghm', 'retinanet_r50_fpn_ghm-1x_coco')),
     'retinanet_r101_fpn_ghm-1x_coco':

@@ -1,0 +1,11 @@
+# Continuous focal loss |y - p|^beta * CE with beta=2 and no alpha: the
+# seed notes' "generalized focal loss" (ContinuousFocalLoss).
+_base_ = './retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
+model = dict(
+    bbox_head=dict(
+        loss_cls=dict(
+            _delete_=True,
+            type='ContinuousFocalLoss',
+            beta=2.0,
+            use_sigmoid=True,
+            loss_weight=1.0)))
