@@ -1,0 +1,199 @@
+"""Log the GHM losses' gradient-density statistics during training."""
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook, LoggerHook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from mmdet_ghm.losses.harmonized_loss import HarmonizedLoss
+
+#: Summary statistics written to the text log (per GHM loss module).
+SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
+
+
+def find_harmonized_losses(model: torch.nn.Module) -> List[Tuple[str, HarmonizedLoss]]:
+    """``(module path, module)`` of every GHM loss in ``model`` (unwrapped)."""
+    if is_model_wrapper(model) or isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, HarmonizedLoss)]
+
+
+def short_names(paths: Sequence[str]) -> Dict[str, str]:
+    """Log names without the word ``loss`` (MMEngine averages keys containing it).
+
+    ``bbox_head.loss_cls`` -> ``cls``; the full path (``loss`` tokens dropped)
+    is used when the last components collide.
+    """
+    def strip(part):
+        return '_'.join(t for t in part.split('_') if t and t != 'loss')
+
+    short = {p: strip(p.split('.')[-1]) for p in paths}
+    if len(set(short.values())) < len(paths) or not all(short.values()):
+        short = {p: '.'.join(s for s in map(strip, p.split('.')) if s) or f'ghm{i}'
+                 for i, p in enumerate(paths)}
+    return short
+
+
+def summarize(counts: np.ndarray, weight_share: np.ndarray) -> Dict[str, float]:
+    """Summary scalars of one loss module from its region counts and weight shares.
+
+    Returns:
+        dict: ``regions`` number of non-empty regions; ``easy_frac`` fraction
+        of the counted elements in region 0 (the easiest, smallest ``g``);
+        ``w_easy`` share of the total harmonizing weight in region 0;
+        ``w_hard`` share in the hardest region, i.e. the last non-empty one
+        (largest ``g`` seen); ``hard_region`` its index (-1 when all are
+        empty).
+    """
+    non_empty = np.flatnonzero(counts > 0)
+    total = counts.sum()
+    hard = int(non_empty[-1]) if non_empty.size else -1
+    return dict(
+        regions=int(non_empty.size),
+        easy_frac=float(counts[0] / total) if total > 0 else 0.0,
+        w_easy=float(weight_share[0]),
+        w_hard=float(weight_share[hard]) if hard >= 0 else 0.0,
+        hard_region=hard)
+
+
+@HOOKS.register_module()
+class GHMStatsHook(Hook):
+    """Log the region histogram and harmonizing weights of every GHM loss.
+
+    Before each training iteration the statistics accumulator of every
+    :class:`~mmdet_ghm.losses.harmonized_loss.HarmonizedLoss` in the model
+    (``GHMCLoss``, ``GHMRLoss``) is zeroed on the device; at logging
+    iterations the accumulated statistics of that iteration (all FPN levels
+    together) are copied to the host in one transfer and logged. Other
+    iterations add no host synchronisation.
+
+    Logged per loss module (module path ``P``, e.g. ``bbox_head.loss_cls``,
+    and short name ``S``, e.g. ``cls``):
+
+    * through the message hub (text log, ``scalars.json``, TensorBoard),
+      ``train/ghm_S/regions`` (non-empty regions), ``.../easy_frac``
+      (fraction of elements in region 0), ``.../w_easy`` and ``.../w_hard``
+      (share of the total harmonizing weight in region 0 and in the hardest
+      region: the last non-empty one, i.e. the largest gradient norm seen);
+    * through the visualizer (``scalars.json``, ``ghm_stats.json`` and
+      TensorBoard, not the text log), per region ``j``: ``ghm/P/count_j``,
+      ``ghm/P/weight_share_j``, ``ghm/P/density_j`` (the EMA density, or the
+      counts without momentum) and ``ghm/P/hard_region``; TensorBoard also
+      gets the region histogram ``ghm/P/regions``.
+
+    Under distributed training each rank logs its own statistics (rank 0's
+    reach the log files).
+
+    Args:
+        interval (int, optional): log every ``interval`` training iterations
+            (and at the end of each epoch unless the logger ignores it).
+            Defaults to the ``LoggerHook``'s interval, so the summary
+            scalars are fresh whenever the logger prints.
+    """
+
+    priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL) in after_train_iter
+
+    def __init__(self, interval: Optional[int] = None):
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int)
+                                     or interval < 1):
+            raise ValueError(f'interval must be a positive int or None, got {interval!r}')
+        self.interval = interval
+        self.ignore_last = True
+        self.losses: List[Tuple[str, HarmonizedLoss]] = []
+        self.names: Dict[str, str] = {}
+        self._edges: Dict[str, List[float]] = {}
+
+    def before_train(self, runner) -> None:
+        """Find the GHM losses and the logging interval."""
+        logger_hook = next((h for h in runner.hooks if isinstance(h, LoggerHook)), None)
+        if self.interval is None:
+            self.interval = logger_hook.interval if logger_hook is not None else 50
+        if logger_hook is not None:
+            self.ignore_last = logger_hook.ignore_last
+        self.losses = find_harmonized_losses(runner.model)
+        if not self.losses:
+            runner.logger.warning('GHMStatsHook: the model has no GHM loss '
+                                  '(GHMCLoss/GHMRLoss); nothing will be logged.')
+            return
+        self.names = short_names([path for path, _ in self.losses])
+        pattern = getattr(runner.log_processor, 'mean_pattern', None)
+        for path, module in self.losses:
+            key = f'ghm_{self.names[path]}/w_easy'
+            if pattern is not None and re.search(pattern, key):
+                runner.logger.warning(f'GHMStatsHook: log key {key!r} matches the log '
+                                      'processor\'s mean_pattern; it will be averaged.')
+            self._edges[path] = [min(float(e), 1.0) for e in module.edges.tolist()]
+        runner.logger.info('GHMStatsHook: logging ' + ', '.join(
+            f'{path} as ghm_{self.names[path]}' for path, _ in self.losses) +
+            f' every {self.interval} iterations')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Zero the accumulators (device ops, no sync)."""
+        for _, module in self.losses:
+            module.reset_region_stats()
+
+    def is_logging_iter(self, runner, batch_idx: int) -> bool:
+        """Whether this iteration is logged (the ``LoggerHook``'s rule)."""
+        if self.every_n_inner_iters(batch_idx, self.interval):
+            return True
+        return (self.end_of_epoch(runner.train_dataloader, batch_idx)
+                and (not self.ignore_last or len(runner.train_dataloader) <= self.interval))
+
+    def read_stats(self) -> Dict[str, Dict[str, np.ndarray]]:
+        """Statistics of every loss module, copied to the host in one transfer."""
+        parts, sizes = [], []
+        for _, module in self.losses:
+            summary = module.region_summary()
+            parts += [summary['counts'].double(), summary['weight_share'].double(),
+                      summary['density'].double()]
+            sizes.append(module.bins)
+        host = torch.cat(parts).cpu().numpy()
+        out, start = {}, 0
+        for (path, _), bins in zip(self.losses, sizes):
+            counts, share, density = host[start:start + 3 * bins].reshape(3, bins)
+            out[path] = dict(counts=counts, weight_share=share, density=density)
+            start += 3 * bins
+        return out
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """At logging iterations, log the statistics of this iteration."""
+        if not self.losses or not self.is_logging_iter(runner, batch_idx):
+            return
+        step = runner.iter + 1
+        per_region = {}
+        for path, stats in self.read_stats().items():
+            summary = summarize(stats['counts'], stats['weight_share'])
+            name = self.names[path]
+            for key in SUMMARY_KEYS:
+                runner.message_hub.update_scalar(f'train/ghm_{name}/{key}', summary[key])
+            per_region[f'ghm/{path}/hard_region'] = summary['hard_region']
+            for field in ('count', 'weight_share', 'density'):
+                values = stats['counts' if field == 'count' else field]
+                for j, value in enumerate(values):
+                    per_region[f'ghm/{path}/{field}_{j:02d}'] = float(value)
+            self._add_tensorboard_histogram(runner, path, stats['counts'], step)
+        runner.visualizer.add_scalars(per_region, step=step, file_path='ghm_stats.json')
+
+    def _add_tensorboard_histogram(self, runner, path: str, counts: np.ndarray,
+                                   step: int) -> None:
+        """Region histogram to every TensorBoard backend (others have none)."""
+        from mmengine.visualization import TensorboardVisBackend
+        backends = [b for b in getattr(runner.visualizer, '_vis_backends', {}).values()
+                    if isinstance(b, TensorboardVisBackend)]
+        non_empty = np.flatnonzero(counts > 0)
+        if not backends or not non_empty.size:
+            return
+        edges = np.asarray(self._edges[path])
+        centers = (edges[:-1] + edges[1:]) / 2
+        for backend in backends:
+            backend.experiment.add_histogram_raw(
+                f'ghm/{path}/regions', min=float(edges[non_empty[0]]),
+                max=float(edges[non_empty[-1] + 1]), num=int(counts.sum()),
+                sum=float((counts * centers).sum()),
+                sum_squares=float((counts * centers**2).sum()),
+                bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
+                global_step=step)

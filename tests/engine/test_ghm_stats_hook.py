@@ -1,0 +1,354 @@
+"""GHMStatsHook: real training run (text log, scalars.json, TensorBoard), values
+against a direct computation, no host copies between logging iterations, and
+the losses with statistics under torch.compile(fullgraph=True)."""
+import json
+import re
+import types
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook, LoggerHook
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.runner import Runner
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from mmdet_ghm.datasets.synthetic_shapes import ensure_synthetic_shapes
+from mmdet_ghm.engine.hooks import GHMStatsHook
+from mmdet_ghm.engine.hooks.ghm_stats_hook import short_names, summarize
+from mmdet_ghm.losses import GHMCLoss, GHMRLoss
+
+BASE = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
+HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
+              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item'}
+
+
+# --------------------------------------------------------------------------
+# direct computation of what the hook must report
+# --------------------------------------------------------------------------
+
+def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
+    """Counts, weight share and final EMA of one iteration's loss calls."""
+    bins = len(edges) - 1
+    counts_total, weight_total = np.zeros(bins), np.zeros(bins)
+    density = acc_sum.double().numpy().copy() if acc_sum is not None else None
+    for pred, target, weight in calls:
+        if kind == 'cls':
+            classes = torch.arange(pred.shape[1])
+            t = (target[:, None] == classes).float()
+            g = (pred.float().sigmoid() - t).abs()
+            valid = (weight[:, None] > 0).expand_as(g)
+            total = max(int(valid.sum()), 1)
+        else:
+            d = pred.float() - target.float()
+            g = d.abs() / torch.sqrt(d * d + mu * mu)
+            valid = weight > 0
+            total = max(float(weight.sum()), 1.0)
+        g = g[valid].numpy()
+        region = np.clip(np.searchsorted(edges.numpy(), g, side='right') - 1, 0, bins - 1)
+        counts = np.bincount(region, minlength=bins).astype(np.float64)
+        if density is not None:
+            density = np.where(counts > 0, momentum * density + (1 - momentum) * counts, density)
+            dens = density
+        else:
+            dens = counts
+        n = max((counts > 0).sum(), 1)
+        beta = np.where(counts > 0, total / np.where(counts > 0, dens, 1) / n, 0)
+        counts_total += counts
+        weight_total += counts * beta
+    return counts_total, weight_total / weight_total.sum(), density
+
+
+class Recorder(Hook):
+    """Inputs of every GHM loss call, per iteration, and the EMA before it."""
+    priority = 'VERY_HIGH'
+
+    def __init__(self):
+        self.calls, self.start_acc, self.per_iter = {}, {}, {}
+
+    def before_train(self, runner):
+        self.modules = {n: m for n, m in runner.model.named_modules()
+                        if isinstance(m, (GHMCLoss, GHMRLoss))}
+        for name, module in self.modules.items():
+            module.register_forward_pre_hook(self._make(name))
+
+    def _make(self, name):
+        def pre_hook(module, args):
+            self.calls[name].append(tuple(a.detach().clone() for a in args[:3]))
+        return pre_hook
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.calls = {n: [] for n in self.modules}
+        self.start_acc = {n: m.acc_sum.clone() for n, m in self.modules.items()}
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.per_iter[runner.iter + 1] = (self.calls, self.start_acc)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A 4-iteration GHM training run with the hook, logger interval 2."""
+    import os
+    old = os.environ.get('MMDET_GHM_COMPILE')
+    os.environ['MMDET_GHM_COMPILE'] = '0'
+    root = tmp_path_factory.mktemp('ghm_stats')
+    data_root = str(root / 'data') + '/'
+    ensure_synthetic_shapes(data_root, seed=0, num_train=8, num_val=2)
+    cfg = Config.fromfile(BASE)
+    cfg.merge_from_dict({
+        'model.bbox_head.loss_cls': dict(_delete_=True, type='GHMCLoss', bins=30,
+                                         momentum=0.75, use_sigmoid=True, loss_weight=1.0),
+        'model.bbox_head.loss_bbox': dict(_delete_=True, type='GHMRLoss', mu=0.02, bins=10,
+                                          momentum=0.7, loss_weight=10.0),
+        'train_dataloader.batch_size': 2,
+        'train_dataloader.dataset.data_root': data_root,
+        'train_dataloader.dataset.generator_cfg': dict(seed=0, num_train=8, num_val=2),
+        'train_dataloader.dataset.pipeline': [
+            dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='Resize', scale=(128, 128), keep_ratio=True),
+            dict(type='PackDetInputs')],
+        'train_cfg': dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=10),
+        'default_hooks.logger.interval': 2,
+        'default_hooks.checkpoint': dict(type='CheckpointHook', interval=10),
+        'custom_hooks': [dict(type='GHMStatsHook')],
+        'visualizer': dict(type='DetLocalVisualizer', name='ghm_stats_vis',
+                           vis_backends=[dict(type='LocalVisBackend'),
+                                         dict(type='TensorboardVisBackend')]),
+    })
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.param_scheduler = None
+    cfg.work_dir = str(root / 'work')
+    cfg.experiment_name = 'ghm_stats_hook_test'
+    runner = Runner.from_cfg(cfg)
+    recorder = Recorder()
+    runner.register_hook(recorder)
+    runner.train()
+    if old is None:
+        del os.environ['MMDET_GHM_COMPILE']
+    else:
+        os.environ['MMDET_GHM_COMPILE'] = old
+    return runner, recorder
+
+
+def _json_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_summary_scalars_in_text_log_and_scalars_json(trained):
+    runner, _ = trained
+    log_text = open(f'{runner.log_dir}/{runner.timestamp}.log').read()
+    lines = [line for line in log_text.splitlines() if 'Epoch(train)' in line]
+    assert len(lines) == 2  # iterations 2 and 4
+    for line in lines:
+        for key in ('ghm_cls/regions', 'ghm_cls/w_easy', 'ghm_cls/w_hard',
+                    'ghm_bbox/regions', 'ghm_bbox/easy_frac'):
+            assert re.search(rf'{re.escape(key)}: [0-9.]+', line), (key, line)
+        assert 'count_00' not in line  # per-region values stay out of the text log
+    records = _json_lines(f'{runner.log_dir}/vis_data/scalars.json')
+    logged = [r for r in records if 'ghm_cls/w_easy' in r]
+    assert [r['step'] for r in logged] == [2, 4]
+    per_region = [r for r in records if 'ghm/bbox_head.loss_cls/count_00' in r]
+    assert [r['step'] for r in per_region] == [2, 4]
+    assert set(r for r in per_region[0] if r.startswith('ghm/bbox_head.loss_bbox/density_')) \
+        == {f'ghm/bbox_head.loss_bbox/density_{j:02d}' for j in range(10)}
+    assert _json_lines(f'{runner.log_dir}/vis_data/ghm_stats.json') == per_region
+
+
+def test_logged_histogram_equals_direct_computation(trained):
+    runner, recorder = trained
+    records = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/ghm_stats.json')}
+    summaries = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/scalars.json')
+                 if 'ghm_cls/w_easy' in r}
+    head = runner.model.bbox_head
+    for step in (2, 4):
+        calls, start_acc = recorder.per_iter[step]
+        for name, module, kind, short in (('bbox_head.loss_cls', head.loss_cls, 'cls', 'cls'),
+                                          ('bbox_head.loss_bbox', head.loss_bbox, 'reg', 'bbox')):
+            assert len(calls[name]) == 3  # one call per FPN level
+            counts, share, density = direct_stats(calls[name], module.edges, module.momentum,
+                                                  start_acc[name], kind)
+            rec = records[step]
+            got = lambda f: np.array([rec[f'ghm/{name}/{f}_{j:02d}']  # noqa: E731
+                                      for j in range(module.bins)])
+            np.testing.assert_array_equal(got('count'), counts)
+            np.testing.assert_allclose(got('weight_share'), share, rtol=1e-5, atol=1e-9)
+            np.testing.assert_allclose(got('density'), density, rtol=1e-5)
+            expected = summarize(counts, share)
+            summary = summaries[step]
+            assert summary[f'ghm_{short}/regions'] == expected['regions'] == (counts > 0).sum()
+            assert summary[f'ghm_{short}/easy_frac'] == pytest.approx(counts[0] / counts.sum())
+            assert summary[f'ghm_{short}/w_easy'] == pytest.approx(share[0], rel=1e-5)
+            hard = np.flatnonzero(counts)[-1]
+            assert rec[f'ghm/{name}/hard_region'] == hard
+            assert summary[f'ghm_{short}/w_hard'] == pytest.approx(share[hard], rel=1e-5)
+    # the last logged density is the EMA the model ends with
+    np.testing.assert_allclose(
+        [records[4][f'ghm/bbox_head.loss_cls/density_{j:02d}'] for j in range(30)],
+        head.loss_cls.acc_sum.numpy(), rtol=1e-6)
+
+
+def test_tensorboard_gets_scalars_and_histograms(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    runner, _ = trained
+    acc = EventAccumulator(f'{runner.log_dir}/vis_data',
+                           size_guidance={'scalars': 0, 'histograms': 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert 'ghm_cls/w_easy' in tags['scalars']
+    assert 'ghm/bbox_head.loss_bbox/weight_share_09' in tags['scalars']
+    assert [e.step for e in acc.Scalars('ghm_bbox/w_hard')] == [2, 4]
+    hist = acc.Histograms('ghm/bbox_head.loss_cls/regions')
+    assert [h.step for h in hist] == [2, 4]
+    records = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/ghm_stats.json')}
+    counts = [records[4][f'ghm/bbox_head.loss_cls/count_{j:02d}'] for j in range(30)]
+    assert list(hist[-1].histogram_value.bucket) == counts
+    assert hist[-1].histogram_value.num == sum(counts)
+
+
+# --------------------------------------------------------------------------
+# no host copies between logging iterations (fake runner, hook in isolation)
+# --------------------------------------------------------------------------
+
+class HostReads(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.reads = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if str(func.overloadpacket) in HOST_READS:
+            self.reads.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Module()
+        self.head.loss_cls = GHMCLoss(bins=10, momentum=0.75)
+        self.head.loss_bbox = GHMRLoss(bins=5)
+
+
+def fake_runner(model, interval, iters):
+    visualizer = types.SimpleNamespace(calls=[], _vis_backends={})
+    visualizer.add_scalars = lambda d, step, file_path=None: visualizer.calls.append((step, d))
+    return types.SimpleNamespace(
+        model=model, hooks=[LoggerHook(interval=interval)], train_dataloader=[None] * iters,
+        iter=0, message_hub=MessageHub.get_instance('ghm_stats_hook_fake'),
+        visualizer=visualizer, logger=MMLogger.get_instance('ghm_stats_hook_fake'),
+        log_processor=types.SimpleNamespace(mean_pattern=re.compile(r'.*(loss|time).*')))
+
+
+def test_no_host_copy_between_logging_iterations(eager_kernels, monkeypatch):
+    model = Model()
+    runner = fake_runner(model, interval=3, iters=6)
+    hook = GHMStatsHook()
+    hook.before_train(runner)
+    assert hook.interval == 3
+    copies = []
+    for method in ('cpu', 'item', 'tolist', 'numpy'):
+        original = getattr(torch.Tensor, method)
+
+        def counted(self, *args, _original=original, _name=method, **kwargs):
+            copies.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, method, counted)
+
+    expected = {}
+    for batch_idx in range(6):
+        runner.iter = batch_idx
+        copies.clear()
+        with HostReads() as mode:
+            hook.before_train_iter(runner, batch_idx)
+        assert mode.reads == [] and copies == []
+        # the losses (outside the check: on CPU their bincount reads memory by design)
+        logits = torch.randn(40, 3) * (batch_idx + 1)
+        model.head.loss_cls(logits, torch.randint(0, 4, (40,)), torch.ones(40))
+        model.head.loss_bbox(torch.randn(20, 4) * 0.05, torch.zeros(20, 4), torch.ones(20, 4))
+        expected[batch_idx] = {n: m.region_summary() for n, m in
+                               (('cls', model.head.loss_cls), ('bbox', model.head.loss_bbox))}
+        copies.clear()
+        with HostReads() as mode:
+            hook.after_train_iter(runner, batch_idx)
+        if batch_idx in (2, 5):
+            # one transfer (.cpu()) for all modules; .numpy() then reads host memory
+            assert copies == ['cpu', 'numpy'] and mode.reads == [], (copies, mode.reads)
+        else:
+            assert copies == [] and mode.reads == [], (batch_idx, copies, mode.reads)
+    monkeypatch.undo()
+    assert [step for step, _ in runner.visualizer.calls] == [3, 6]
+    hub = runner.message_hub
+    for name in ('cls', 'bbox'):
+        summary = expected[5][name]
+        counts = summary['counts'].numpy()
+        assert hub.get_scalar(f'train/ghm_{name}/regions').current() == (counts > 0).sum()
+        assert hub.get_scalar(f'train/ghm_{name}/w_easy').current() == pytest.approx(
+            float(summary['weight_share'][0]))
+        # only this iteration's statistics: counts of one call
+        assert counts.sum() == (120 if name == 'cls' else 80)
+
+
+def test_losses_with_statistics_compile_with_fullgraph(eager_kernels):
+    torch._dynamo.reset()
+    step = torch.compile(lambda loss, *args: loss(*args), fullgraph=True, dynamic=True)
+    for make, args in (
+            (lambda: GHMCLoss(bins=30, momentum=0.75),
+             lambda: (torch.randn(300, 6) * 3, torch.randint(0, 7, (300,)),
+                      (torch.rand(300) > 0.1).float())),
+            (lambda: GHMRLoss(bins=10, momentum=0.7),
+             lambda: (torch.randn(100, 4) * 0.1, torch.randn(100, 4) * 0.1,
+                      torch.ones(100, 4)))):
+        eager, compiled = make(), make()
+        for _ in range(2):
+            inputs = args()
+            for module in (eager, compiled):
+                module.reset_region_stats()
+            eager(*inputs)
+            step(compiled, *inputs)
+            a, b = eager.region_summary(), compiled.region_summary()
+            assert a['counts'].sum() > 0
+            torch.testing.assert_close(b['counts'], a['counts'])
+            torch.testing.assert_close(b['weight_share'], a['weight_share'], rtol=1e-5, atol=0)
+            torch.testing.assert_close(b['density'], a['density'], rtol=1e-5, atol=0)
+
+
+# --------------------------------------------------------------------------
+# small pieces
+# --------------------------------------------------------------------------
+
+def test_short_names_drop_loss_and_disambiguate():
+    assert short_names(['bbox_head.loss_cls', 'bbox_head.loss_bbox']) == {
+        'bbox_head.loss_cls': 'cls', 'bbox_head.loss_bbox': 'bbox'}
+    assert short_names(['a.loss_cls', 'b.loss_cls']) == {'a.loss_cls': 'a.cls',
+                                                        'b.loss_cls': 'b.cls'}
+
+
+def test_summarize_defines_the_hardest_region_as_the_last_non_empty_one():
+    counts = np.array([90., 0., 6., 4., 0.])
+    share = np.array([0.1, 0., 0.3, 0.6, 0.])
+    assert summarize(counts, share) == dict(regions=3, easy_frac=0.9, w_easy=0.1, w_hard=0.6,
+                                            hard_region=3)
+    assert summarize(np.zeros(3), np.zeros(3))['hard_region'] == -1
+
+
+@pytest.mark.parametrize('bad', [0, -2, 1.5, True, '10'])
+def test_bad_interval_is_rejected(bad):
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        GHMStatsHook(interval=bad)
+
+
+def test_own_interval_and_model_without_ghm_losses(eager_kernels):
+    runner = fake_runner(torch.nn.Linear(2, 2), interval=3, iters=4)
+    hook = GHMStatsHook(interval=2)
+    hook.before_train(runner)
+    assert hook.interval == 2 and hook.losses == []
+    for batch_idx in range(4):
+        hook.before_train_iter(runner, batch_idx)
+        hook.after_train_iter(runner, batch_idx)
+    assert runner.visualizer.calls == []
+    runner = fake_runner(Model(), interval=3, iters=4)
+    hook = GHMStatsHook(interval=2)
+    hook.before_train(runner)
+    assert [hook.is_logging_iter(runner, i) for i in range(4)] == [False, True, False, True]
