@@ -264,3 +264,21 @@ def test_bad_inputs_raise_naming_the_value():
         loss(logits, torch.zeros(4, dtype=torch.long), torch.ones(2))
     with pytest.raises(ValueError, match="reduction_override.*'max'"):
         loss(logits, torch.zeros(4, dtype=torch.long), reduction_override='max')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_no_host_sync_on_cuda():
+    loss = OHEMLoss()
+    topk = OHEMLoss(topk=1000)
+    logits = torch.randn(5000, 80, device='cuda', requires_grad=True)
+    labels = torch.randint(0, 81, (5000,), device='cuda')
+    weight = (torch.rand(5000, device='cuda') > 0.1).float()
+    expected = ohem_loss(logits.detach().cpu(), labels.cpu(), weight.cpu())
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        total = loss(logits, labels, weight) + topk(logits, labels, weight)
+        total.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    assert torch.allclose(loss(logits, labels, weight).cpu(), expected, rtol=1e-5)
