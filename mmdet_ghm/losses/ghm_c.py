@@ -20,8 +20,7 @@ from mmdet.registry import MODELS
 
 from .checks import check_float_tensor, check_label_range, check_weight_shape
 from .fused import fused
-from .gradient_density import (accumulate_region_stats, compute_dtype, region_counts,
-                               region_index, region_weights, update_density)
+from .gradient_density import compute_dtype, harmonize, region_index
 from .harmonized_loss import HarmonizedLoss
 
 EPS = torch.finfo(torch.float32).eps  # MMDetection's weight_reduce_loss adds it to avg_factor
@@ -103,7 +102,8 @@ def ghm_c_loss(pred: Tensor,
                acc_sum: Optional[Tensor] = None,
                momentum: float = 0.0,
                reduction: str = 'mean',
-               stats: Optional[Tensor] = None) -> Tensor:
+               stats: Optional[Tensor] = None,
+               global_density: bool = False) -> Tensor:
     """GHM-C loss (functional core of :class:`GHMCLoss`).
 
     Args:
@@ -121,18 +121,15 @@ def ghm_c_loss(pred: Tensor,
             ``'mean'`` (sum divided by the number of valid elements).
         stats (Tensor | None): ``(2, bins)`` float64 accumulator of region
             counts and weights (see :func:`accumulate_region_stats`).
+        global_density (bool): count regions over all processes (see
+            :func:`harmonize`).
 
     Returns:
         Tensor: float32 loss.
     """
-    bins = edges.numel() - 1
     index = ghmc_region_index(pred.detach(), target, label_weight, edges)
-    counts = region_counts(index, bins)
-    num_valid = counts[:-1].sum().clamp(min=1).to(torch.float32)
-    density = update_density(counts, acc_sum, momentum)
-    weights = region_weights(counts, density, num_valid)
-    if stats is not None:
-        accumulate_region_stats(stats, counts, weights)
+    weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
+                                   global_density)
     if reduction == 'none':
         return ghmc_elementwise(pred, target, index, weights)
     if pred.numel() == 0:  # keep the graph connected
@@ -160,11 +157,14 @@ class GHMCLoss(HarmonizedLoss):
         loss_weight (float): multiplies the loss. Defaults to 1.0.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to
             ``'mean'``.
+        global_density (bool): estimate the gradient density over the
+            batches of all processes (see :class:`HarmonizedLoss`).
+            Defaults to False.
     """
 
     def __init__(self, bins=10, momentum=0, use_sigmoid=True, loss_weight=1.0,
-                 reduction='mean'):
-        super().__init__(bins, momentum, 1.0 + 1e-6, loss_weight, reduction)
+                 reduction='mean', global_density=False):
+        super().__init__(bins, momentum, 1.0 + 1e-6, loss_weight, reduction, global_density)
         if use_sigmoid is not True:
             raise ValueError(f'GHMCLoss supports only use_sigmoid=True (sigmoid CE); '
                              f'got use_sigmoid={use_sigmoid!r}')
@@ -203,7 +203,7 @@ class GHMCLoss(HarmonizedLoss):
                              f'{tuple(pred.shape)}, got {tuple(target.shape)}')
         check_weight_shape('label_weight', label_weight, pred, allow_rows=True)
         loss = ghm_c_loss(pred, target, label_weight, self.edges, self.acc_sum,
-                          self.momentum, reduction, self.region_stats)
+                          self.momentum, reduction, self.region_stats, self.global_density)
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:

@@ -16,8 +16,7 @@ from mmdet.registry import MODELS
 from .checks import check_float_tensor, check_positive, check_weight_shape
 from .fused import fused
 from .ghm_c import EPS, valid_mask
-from .gradient_density import (accumulate_region_stats, compute_dtype, region_counts,
-                               region_index, region_weights, update_density)
+from .gradient_density import compute_dtype, harmonize, region_index
 from .harmonized_loss import HarmonizedLoss
 
 
@@ -92,7 +91,8 @@ def ghm_r_loss(pred: Tensor,
                acc_sum: Optional[Tensor] = None,
                momentum: float = 0.0,
                reduction: str = 'mean',
-               stats: Optional[Tensor] = None) -> Tensor:
+               stats: Optional[Tensor] = None,
+               global_density: bool = False) -> Tensor:
     """GHM-R loss (functional core of :class:`GHMRLoss`).
 
     Args:
@@ -108,21 +108,19 @@ def ghm_r_loss(pred: Tensor,
         reduction (str): ``'none'``, ``'sum'`` or ``'mean'`` (sum / N).
         stats (Tensor | None): ``(2, bins)`` float64 accumulator of region
             counts and weights (see :func:`accumulate_region_stats`).
+        global_density (bool): count regions over all processes (see
+            :func:`harmonize`).
 
     Returns:
         Tensor: float32 loss.
     """
-    bins = edges.numel() - 1
     index = ghmr_region_index(pred.detach(), target.detach(), label_weight, edges, mu)
-    counts = region_counts(index, bins)
     if label_weight is None:
-        total = torch.tensor(float(max(pred.numel(), 1)), device=pred.device)
+        total = torch.tensor(float(pred.numel()), device=pred.device)
     else:
-        total = label_weight.detach().float().sum().clamp(min=1)
-    density = update_density(counts, acc_sum, momentum)
-    weights = region_weights(counts, density, total)
-    if stats is not None:
-        accumulate_region_stats(stats, counts, weights)
+        total = label_weight.detach().float().sum()
+    weights, total = harmonize(index, edges.numel() - 1, total, acc_sum, momentum, stats,
+                               global_density)
     if reduction == 'none':
         return ghmr_elementwise(pred, target, index, weights, mu)
     if pred.numel() == 0:  # keep the graph connected
@@ -148,10 +146,14 @@ class GHMRLoss(HarmonizedLoss):
         loss_weight (float): multiplies the loss. Defaults to 1.0.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to
             ``'mean'``.
+        global_density (bool): estimate the gradient density over the
+            batches of all processes (see :class:`HarmonizedLoss`).
+            Defaults to False.
     """
 
-    def __init__(self, mu=0.02, bins=10, momentum=0, loss_weight=1.0, reduction='mean'):
-        super().__init__(bins, momentum, 1e3, loss_weight, reduction)
+    def __init__(self, mu=0.02, bins=10, momentum=0, loss_weight=1.0, reduction='mean',
+                 global_density=False):
+        super().__init__(bins, momentum, 1e3, loss_weight, reduction, global_density)
         self.mu = check_positive('mu', mu)
 
     def forward(self, pred: Tensor, target: Tensor, label_weight: Optional[Tensor] = None,
@@ -177,7 +179,7 @@ class GHMRLoss(HarmonizedLoss):
                              f'got {tuple(target.shape)}')
         check_weight_shape('label_weight', label_weight, pred, allow_rows=False)
         loss = ghm_r_loss(pred, target, label_weight, self.edges, self.mu, self.acc_sum,
-                          self.momentum, reduction, self.region_stats)
+                          self.momentum, reduction, self.region_stats, self.global_density)
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:

@@ -8,7 +8,10 @@ and free of host synchronisation: counts stay on the device as int64 tensors
 nothing returns a data-dependent shape. Region index ``M`` is a sentinel for
 invalid (ignored) elements; it is counted but never weighted.
 """
+from typing import Optional, Tuple
+
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 # Regions are stored as uint8: at most 255 regions plus the sentinel.
@@ -141,3 +144,63 @@ def accumulate_region_stats(stats: Tensor, counts: Tensor, weights: Tensor) -> N
     """
     region = counts[:-1].to(torch.float64)
     stats.add_(torch.stack([region, region * weights[:-1].to(torch.float64)]))
+
+
+def all_reduce_density(counts: Tensor, total: Tensor) -> Tuple[Tensor, Tensor, int]:
+    """Sum region counts and the normaliser over all processes.
+
+    One collective of ``bins + 1`` float64 numbers (integers stay exact up to
+    2**53), enqueued on the device like any other: no host synchronisation.
+
+    Returns:
+        tuple: global counts ``(bins + 1,)`` int64 (the invalid slot stays
+        local), global total, and the world size (1 when not distributed).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return counts, total, 1
+    packed = torch.cat([counts[:-1].to(torch.float64), total.to(torch.float64).reshape(1)])
+    dist.all_reduce(packed)
+    global_counts = torch.cat([packed[:-1].round().to(torch.int64), counts[-1:]])
+    return global_counts, packed[-1].to(total.dtype), dist.get_world_size()
+
+
+def harmonize(index: Tensor,
+              bins: int,
+              total: Optional[Tensor],
+              acc_sum: Optional[Tensor],
+              momentum: float,
+              stats: Optional[Tensor] = None,
+              global_density: bool = False) -> Tuple[Tensor, Tensor]:
+    """From region indices to per-region weights: count, (all-reduce), EMA, weigh.
+
+    Args:
+        index (Tensor): uint8 regions from :func:`region_index`.
+        bins (int): number of regions.
+        total (Tensor | None): the loss's normaliser before clamping to >= 1
+            (GHM-R: the sum of label weights); ``None``: the number of valid
+            elements (GHM-C).
+        acc_sum, momentum: see :func:`update_density`.
+        stats (Tensor | None): accumulator for :func:`accumulate_region_stats`.
+        global_density (bool): estimate the density over all processes. The
+            weights are then multiplied by the world size, so that after DDP
+            averages the gradients they equal those of one process that sees
+            the whole batch.
+
+    Returns:
+        tuple: weights ``(bins + 1,)`` float32 and the normaliser
+        ``N = max(total, 1)`` float32.
+    """
+    counts = region_counts(index, bins)
+    if total is None:
+        total = counts[:-1].sum().to(torch.float32)
+    world_size = 1
+    if global_density:
+        counts, total, world_size = all_reduce_density(counts, total)
+    total = total.clamp(min=1)
+    density = update_density(counts, acc_sum, momentum)
+    weights = region_weights(counts, density, total)
+    if stats is not None:
+        accumulate_region_stats(stats, counts, weights)
+    if world_size > 1:
+        weights = weights * world_size
+    return weights, total
