@@ -82,6 +82,18 @@ def check_weight_shape(name: str, weight, pred: Tensor, allow_rows: bool) -> Non
     raise ValueError(f'{name} must have shape {expected}, got {tuple(weight.shape)}')
 
 
+def check_labels(labels, pred: Tensor, num_classes: int) -> None:
+    """Integer labels ``(N,)`` matching ``pred``'s rows, in ``[0, num_classes]``."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f'labels must be a torch.Tensor, got {type(labels).__name__}')
+    if labels.shape != pred.shape[:1]:
+        raise ValueError(f'labels must have shape ({pred.shape[0]},) to match pred '
+                         f'{tuple(pred.shape)}, got {tuple(labels.shape)}')
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f'labels of shape (N,) must be an integer tensor, got dtype {labels.dtype}')
+    check_label_range(labels, num_classes)
+
+
 def check_label_range(labels: Tensor, num_classes: int) -> None:
     """Labels lie in ``[0, num_classes]`` (``num_classes`` is background)."""
     if labels.numel() == 0:
@@ -89,7 +101,7 @@ def check_label_range(labels: Tensor, num_classes: int) -> None:
     in_range = ((labels >= 0) & (labels <= num_classes)).all()
     if torch.compiler.is_compiling() or labels.device.type != 'cpu':
         torch._assert_async(
-            in_range, f'GHM-C: labels must lie in [0, num_classes={num_classes}] '
+            in_range, f'labels must lie in [0, num_classes={num_classes}] '
             '(num_classes is background)')
         return
     if not bool(in_range):

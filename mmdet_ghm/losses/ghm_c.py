@@ -18,12 +18,11 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .checks import check_float_tensor, check_label_range, check_weight_shape
+from .checks import check_float_tensor, check_labels, check_weight_shape
 from .fused import fused
-from .gradient_density import compute_dtype, harmonize, region_index
+from .ghm_c_softmax import ghm_c_softmax_loss
+from .gradient_density import EPS, compute_dtype, harmonize, region_index
 from .harmonized_loss import HarmonizedLoss
-
-EPS = torch.finfo(torch.float32).eps  # MMDetection's weight_reduce_loss adds it to avg_factor
 
 
 def binary_targets(target: Tensor, pred: Tensor) -> Tensor:
@@ -153,7 +152,10 @@ class GHMCLoss(HarmonizedLoss):
         bins (int): number of unit regions ``M``. Defaults to 10.
         momentum (float): EMA momentum of the region counts, in [0, 1).
             Defaults to 0 (no EMA).
-        use_sigmoid (bool): must be True (sigmoid CE). Defaults to True.
+        use_sigmoid (bool): True: sigmoid CE over ``(N, C)`` logits, one
+            example per (anchor, class). False: softmax CE over ``(N, C + 1)``
+            logits (last = background), one example per row, with gradient
+            norm ``1 - p_y`` (see :mod:`.ghm_c_softmax`). Defaults to True.
         loss_weight (float): multiplies the loss. Defaults to 1.0.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to
             ``'mean'``.
@@ -165,39 +167,36 @@ class GHMCLoss(HarmonizedLoss):
     def __init__(self, bins=10, momentum=0, use_sigmoid=True, loss_weight=1.0,
                  reduction='mean', global_density=False):
         super().__init__(bins, momentum, 1.0 + 1e-6, loss_weight, reduction, global_density)
-        if use_sigmoid is not True:
-            raise ValueError(f'GHMCLoss supports only use_sigmoid=True (sigmoid CE); '
-                             f'got use_sigmoid={use_sigmoid!r}')
-        self.use_sigmoid = True
+        if not isinstance(use_sigmoid, bool):
+            raise TypeError(f'use_sigmoid must be True or False, got {use_sigmoid!r}')
+        self.use_sigmoid = use_sigmoid
 
     def forward(self, pred: Tensor, target: Tensor, label_weight: Optional[Tensor] = None,
                 avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
         """Compute the loss.
 
         Args:
-            pred (Tensor): logits ``(N, C)``.
-            target (Tensor): labels ``(N,)`` in ``[0, C]`` or binary ``(N, C)``.
+            pred (Tensor): logits ``(N, C)`` (softmax: ``(N, C + 1)``).
+            target (Tensor): labels ``(N,)`` in ``[0, C]`` or binary ``(N, C)``
+                (softmax: labels only).
             label_weight (Tensor, optional): ``(N,)`` or ``(N, C)``; > 0 marks
-                valid elements.
+                valid elements (softmax: ``(N,)``).
             avg_factor: ignored, as in the reference: the loss normalises by
                 its own count of valid elements.
             reduction_override (str, optional): overrides ``reduction``.
 
         Returns:
-            Tensor: float32 scalar, or ``(N, C)`` for ``reduction='none'``.
+            Tensor: float32 scalar, or ``(N, C)`` (softmax: ``(N,)``) for
+            ``reduction='none'``.
         """
         reduction = self._reduction(reduction_override)
         check_float_tensor('pred', pred)
         if pred.dim() != 2:
             raise ValueError(f'pred must have shape (N, C), got {tuple(pred.shape)}')
+        if not self.use_sigmoid:
+            return self._softmax_forward(pred, target, label_weight, reduction)
         if target.dim() == 1:
-            if target.shape[0] != pred.shape[0]:
-                raise ValueError(f'labels must have shape ({pred.shape[0]},) to match pred '
-                                 f'{tuple(pred.shape)}, got {tuple(target.shape)}')
-            if target.is_floating_point() or target.dtype == torch.bool:
-                raise TypeError(f'labels of shape (N,) must be an integer tensor, '
-                                f'got dtype {target.dtype}')
-            check_label_range(target, pred.shape[1])
+            check_labels(target, pred, num_classes=pred.shape[1])
         elif target.shape != pred.shape:
             raise ValueError(f'target must be labels ({pred.shape[0]},) or binary targets '
                              f'{tuple(pred.shape)}, got {tuple(target.shape)}')
@@ -206,6 +205,19 @@ class GHMCLoss(HarmonizedLoss):
                           self.momentum, reduction, self.region_stats, self.global_density)
         return loss * self.loss_weight
 
+    def _softmax_forward(self, pred, labels, label_weight, reduction):
+        if labels.dim() != 1:
+            raise ValueError(f'use_sigmoid=False takes labels of shape ({pred.shape[0]},), '
+                             f'got {tuple(labels.shape)}')
+        check_labels(labels, pred, num_classes=pred.shape[1] - 1)
+        if label_weight is not None and label_weight.shape != labels.shape:
+            raise ValueError(f'label_weight must have shape ({pred.shape[0]},), '
+                             f'got {tuple(label_weight.shape)}')
+        loss = ghm_c_softmax_loss(pred, labels, label_weight, self.edges, self.acc_sum,
+                                  self.momentum, reduction, self.region_stats,
+                                  self.global_density)
+        return loss * self.loss_weight
+
     def extra_repr(self) -> str:
-        return (f'bins={self.bins}, momentum={self.momentum}, '
+        return (f'bins={self.bins}, momentum={self.momentum}, use_sigmoid={self.use_sigmoid}, '
                 f'loss_weight={self.loss_weight}, reduction={self.reduction!r}')

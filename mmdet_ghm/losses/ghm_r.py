@@ -15,14 +15,19 @@ from mmdet.registry import MODELS
 
 from .checks import check_float_tensor, check_positive, check_weight_shape
 from .fused import fused
-from .ghm_c import EPS, valid_mask
-from .gradient_density import compute_dtype, harmonize, region_index
+from .ghm_c import valid_mask
+from .gradient_density import EPS, compute_dtype, harmonize, region_index
 from .harmonized_loss import HarmonizedLoss
 
 
 def authentic_smooth_l1(diff: Tensor, mu: float) -> Tensor:
-    """``sqrt(d^2 + mu^2) - mu`` element-wise."""
-    return torch.sqrt(diff * diff + mu * mu) - mu
+    """``sqrt(d^2 + mu^2) - mu`` element-wise.
+
+    Computed as ``d^2 / (sqrt(d^2 + mu^2) + mu)``, which is the same value
+    without the cancellation that costs float32 precision when ``|d| << mu``.
+    """
+    squared = diff * diff
+    return squared / (torch.sqrt(squared + mu * mu) + mu)
 
 
 def asl1_gradient(diff: Tensor, mu: float) -> Tensor:

@@ -16,6 +16,8 @@ from torch import Tensor
 
 # Regions are stored as uint8: at most 255 regions plus the sentinel.
 MAX_BINS = 254
+# MMDetection's weight_reduce_loss adds it to avg_factor; kept for parity.
+EPS = torch.finfo(torch.float32).eps
 
 
 def compute_dtype(tensor: Tensor) -> torch.dtype:

@@ -192,7 +192,7 @@ def test_state_dict_is_compatible_with_reference():
     (dict(momentum=1.0), ValueError, r'momentum.*1\.0'),
     (dict(momentum=-0.1), ValueError, r'momentum.*-0\.1'),
     (dict(momentum='0.5'), TypeError, "momentum.*'0.5'"),
-    (dict(use_sigmoid=False), ValueError, 'use_sigmoid=False'),
+    (dict(use_sigmoid='no'), TypeError, "use_sigmoid.*'no'"),
     (dict(reduction='avg'), ValueError, "reduction.*'avg'"),
     (dict(loss_weight=None), TypeError, 'loss_weight.*None'),
 ])

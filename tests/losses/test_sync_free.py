@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import mmdet_ghm.losses.ghm_c as ghm_c_module
+import mmdet_ghm.losses.checks as checks_module
 import mmdet_ghm.losses.gradient_density as density_module
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 
@@ -33,7 +33,7 @@ def accelerator_path(monkeypatch):
     # On CPU two steps read memory on the host by design (there is no device
     # to wait for): the label range check and the bincount of the regions.
     # Force the code paths taken on accelerators, which must never do so.
-    monkeypatch.setattr(ghm_c_module, 'check_label_range', lambda labels, num_classes: None)
+    monkeypatch.setattr(checks_module, 'check_label_range', lambda labels, num_classes: None)
     monkeypatch.setattr(density_module, 'counts_by_bincount', lambda index: False)
 
 

@@ -1,0 +1,68 @@
+"""GHM-C for softmax classifiers (Faster R-CNN's and SSD's ``C + 1``-way heads).
+
+For logits ``z`` ``(N, C + 1)`` and label ``y``, the gradient of softmax CE
+w.r.t. ``z`` is ``softmax(z) - onehot(y)``. Its largest component, and half
+its L1 norm, is ``1 - p_y``; we take
+
+    g = 1 - p_y = 1 - softmax(z)[y]        (in [0, 1])
+
+as the example's gradient norm. It plays the role ``|p - t|`` plays for
+sigmoid CE: 0 for a confident correct example, 1 for a confident wrong one,
+and with two classes it *equals* the sigmoid norm of the logit difference.
+(The L2 norm would mix in how the wrong mass is spread over the other
+classes and range over [0, sqrt(2)], breaking the unit regions.) Examples
+(rows, not row x class elements) are then harmonized as in GHM-C:
+``beta = N / (density * non-empty regions)``, loss ``sum(beta * CE) / N``.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .gradient_density import EPS, compute_dtype, harmonize, region_index
+
+
+def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
+    """``1 - softmax(logits)[label]`` per row, ``(N,)``, float32 (float64 kept)."""
+    log_p = logits.to(compute_dtype(logits)).log_softmax(dim=-1)
+    return 1 - log_p.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1).exp()
+
+
+def ghm_c_softmax_loss(pred: Tensor,
+                       labels: Tensor,
+                       label_weight: Optional[Tensor],
+                       edges: Tensor,
+                       acc_sum: Optional[Tensor] = None,
+                       momentum: float = 0.0,
+                       reduction: str = 'mean',
+                       stats: Optional[Tensor] = None,
+                       global_density: bool = False) -> Tensor:
+    """Softmax GHM-C loss.
+
+    Args:
+        pred (Tensor): logits ``(N, C + 1)``; the last class is background.
+        labels (Tensor): integer labels ``(N,)`` in ``[0, C]``.
+        label_weight (Tensor | None): ``(N,)``; rows with weight > 0 count.
+        edges, acc_sum, momentum, stats, global_density: as in
+            :func:`mmdet_ghm.losses.ghm_c.ghm_c_loss`.
+        reduction (str): ``'none'`` (``(N,)``), ``'sum'`` or ``'mean'``.
+
+    Returns:
+        Tensor: float32 loss.
+    """
+    with torch.no_grad():
+        g = softmax_gradient_norm(pred.detach(), labels)
+        valid = (torch.ones_like(g, dtype=torch.bool) if label_weight is None
+                 else label_weight > 0)
+        index = region_index(g, valid, edges)
+    weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
+                                   global_density)
+    ce = F.cross_entropy(pred.to(compute_dtype(pred)), labels.long(), reduction='none')
+    loss = weights[index.long()] * ce
+    if reduction == 'none':
+        return loss
+    loss = loss.sum()
+    if reduction == 'mean':
+        loss = loss / (num_valid + EPS)
+    return loss
