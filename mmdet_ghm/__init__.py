@@ -6,7 +6,7 @@ torch >= 2.6 with ``weights_only=True``. Configs load it with::
 
     custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 """
-from . import datasets, engine, losses  # noqa: F401  (registration)
+from . import datasets, engine, losses, models  # noqa: F401  (registration)
 from .engine.safe_checkpoint import install_safe_checkpoint_loading
 from .losses import GHMCLoss, GHMRLoss
 

@@ -1,0 +1,45 @@
+# Faster R-CNN with softmax GHM-C in its R-CNN box head, on the synthetic
+# shapes set: the tiny from-scratch backbone of the RetinaNet configs, a
+# 3-level FPN (strides 8-32) and small anchors for 10-40 px objects. The
+# (C + 1)-way softmax head uses GHMCLoss(use_sigmoid=False): g = 1 - p_y.
+_base_ = [
+    'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
+    '../_base_/datasets/synthetic_shapes.py',
+    'mmdet::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(
+        depth=18, base_channels=16, num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1),
+        out_indices=(1, 2), frozen_stages=-1, norm_eval=False, init_cfg=None),
+    neck=dict(in_channels=[32, 64], out_channels=32, num_outs=3),
+    rpn_head=dict(
+        in_channels=32, feat_channels=32,
+        anchor_generator=dict(scales=[2, 4], ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32])),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=32, featmap_strides=[8, 16, 32]),
+        bbox_head=dict(
+            in_channels=32, fc_out_channels=128, num_classes=5,
+            loss_cls=dict(
+                _delete_=True, type='GHMCLoss', use_sigmoid=False, bins=30, momentum=0.75,
+                loss_weight=1.0))),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+                   rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
+
+max_epochs = 20
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-5, begin=0, end=max_epochs,
+         by_epoch=True, convert_to_iter_based=True),
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+randomness = dict(seed=0)
