@@ -19,10 +19,10 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 
 from .checks import (check_float_tensor, check_positive, check_real, check_reduction,
-                     check_weight_shape)
+                     check_weight_shape, resolve_reduction)
 from .ghm_r import authentic_smooth_l1
 from .gradient_density import compute_dtype
-from .sigmoid_inputs import element_weight, resolve_reduction
+from .sigmoid_inputs import element_weight
 
 
 def authentic_smooth_l1_loss(pred: Tensor,

@@ -8,6 +8,7 @@ queued instead, so the check costs no host synchronisation and fails at the
 next point the host waits for the device anyway.
 """
 import numbers
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -94,17 +95,36 @@ def check_labels(labels, pred: Tensor, num_classes: int) -> None:
     check_label_range(labels, num_classes)
 
 
+def check_values(values: Tensor, ok: Tensor, message: str, noun: str = 'value') -> None:
+    """Every element of ``values`` satisfies the mask ``ok``, else ``message``.
+
+    On CPU (eager) raise ``ValueError`` with ``message`` and the first bad
+    value; on accelerators and under ``torch.compile`` queue an asynchronous
+    device assertion instead (no host synchronisation).
+    """
+    if values.numel() == 0:
+        return
+    if torch.compiler.is_compiling() or values.device.type != 'cpu':
+        torch._assert_async(ok.all(), message)
+        return
+    if not bool(ok.all()):
+        raise ValueError(f'{message}, got {noun} {values[~ok][0].item()}')
+
+
 def check_label_range(labels: Tensor, num_classes: int) -> None:
     """Labels lie in ``[0, num_classes]`` (``num_classes`` is background)."""
-    if labels.numel() == 0:
-        return
-    in_range = ((labels >= 0) & (labels <= num_classes)).all()
-    if torch.compiler.is_compiling() or labels.device.type != 'cpu':
-        torch._assert_async(
-            in_range, f'labels must lie in [0, num_classes={num_classes}] '
-            '(num_classes is background)')
-        return
-    if not bool(in_range):
-        bad = labels[(labels < 0) | (labels > num_classes)][0].item()
-        raise ValueError(f'labels must lie in [0, {num_classes}] ({num_classes} = background '
-                         f'for {num_classes} classes), got label {bad}')
+    check_values(labels, (labels >= 0) & (labels <= num_classes),
+                 f'labels must lie in [0, {num_classes}] ({num_classes} = background '
+                 f'for {num_classes} classes)', noun='label')
+
+
+def check_unit_range(name: str, values: Tensor) -> None:
+    """Soft / binary targets lie in [0, 1]; NaN counts as out of range."""
+    check_values(values, (values >= 0) & (values <= 1), f'{name} must lie in [0, 1]')
+
+
+def resolve_reduction(reduction: str, reduction_override: Optional[str]) -> str:
+    """``reduction_override`` if given (checked), else ``reduction``."""
+    if reduction_override is None:
+        return reduction
+    return check_reduction(reduction_override, 'reduction_override')

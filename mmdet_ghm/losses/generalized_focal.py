@@ -23,10 +23,9 @@ from torch import Tensor
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 
-from .checks import check_real, check_reduction
+from .checks import check_real, check_reduction, resolve_reduction
 from .ghm_c import binary_targets
-from .sigmoid_inputs import (check_sigmoid_inputs, check_use_sigmoid, element_weight,
-                             resolve_reduction)
+from .sigmoid_inputs import check_sigmoid_inputs, check_use_sigmoid, element_weight
 
 
 def check_beta(beta) -> float:

@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .checks import check_bins, check_momentum, check_real, check_reduction
+from .checks import (check_bins, check_momentum, check_real, check_reduction,
+                     resolve_reduction)
 from .gradient_density import region_edges
 
 
@@ -69,6 +70,4 @@ class HarmonizedLoss(nn.Module):
             density=(self.acc_sum if self.acc_sum is not None else counts).clone())
 
     def _reduction(self, reduction_override) -> str:
-        if reduction_override is None:
-            return self.reduction
-        return check_reduction(reduction_override, 'reduction_override')
+        return resolve_reduction(self.reduction, reduction_override)

@@ -27,10 +27,9 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .checks import check_positive, check_real, check_reduction
+from .checks import check_positive, check_real, check_reduction, resolve_reduction
 from .ghm_c import binary_targets, valid_mask
-from .sigmoid_inputs import (check_sigmoid_inputs, check_use_sigmoid, element_weight,
-                             resolve_reduction)
+from .sigmoid_inputs import check_sigmoid_inputs, check_use_sigmoid, element_weight
 
 
 def check_count(name: str, value, minimum: int) -> int:

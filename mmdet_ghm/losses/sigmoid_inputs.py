@@ -11,11 +11,9 @@ assertion on accelerators and under ``torch.compile`` (no host sync).
 """
 from typing import Optional
 
-import torch
 from torch import Tensor
 
-from .checks import (check_float_tensor, check_label_range, check_reduction,
-                     check_weight_shape)
+from .checks import check_float_tensor, check_labels, check_unit_range, check_weight_shape
 
 
 def check_use_sigmoid(loss_name: str, use_sigmoid) -> bool:
@@ -28,19 +26,6 @@ def check_use_sigmoid(loss_name: str, use_sigmoid) -> bool:
         raise ValueError(f'{loss_name} supports only use_sigmoid=True (sigmoid CE); '
                          f'got use_sigmoid={use_sigmoid!r}')
     return True
-
-
-def check_unit_range(name: str, values: Tensor) -> None:
-    """Soft / binary targets lie in [0, 1]; NaN counts as out of range."""
-    if values.numel() == 0:
-        return
-    in_range = ((values >= 0) & (values <= 1)).all()
-    if torch.compiler.is_compiling() or values.device.type != 'cpu':
-        torch._assert_async(in_range, f'{name} must lie in [0, 1]')
-        return
-    if not bool(in_range):
-        bad = values[~((values >= 0) & (values <= 1))][0].item()
-        raise ValueError(f'{name} must lie in [0, 1], got {bad}')
 
 
 def check_sigmoid_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> None:
@@ -58,13 +43,7 @@ def check_sigmoid_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor])
     if not isinstance(target, Tensor):
         raise TypeError(f'target must be a torch.Tensor, got {type(target).__name__}')
     if target.dim() == 1:
-        if target.shape[0] != pred.shape[0]:
-            raise ValueError(f'labels must have shape ({pred.shape[0]},) to match pred '
-                             f'{tuple(pred.shape)}, got {tuple(target.shape)}')
-        if target.is_floating_point() or target.dtype == torch.bool:
-            raise TypeError(f'labels of shape (N,) must be an integer tensor, '
-                            f'got dtype {target.dtype}')
-        check_label_range(target, pred.shape[1])
+        check_labels(target, pred, num_classes=pred.shape[1])
     elif target.shape == pred.shape:
         check_unit_range('target', target)
     else:
@@ -80,10 +59,3 @@ def element_weight(weight: Optional[Tensor], pred: Tensor) -> Optional[Tensor]:
     if weight.dim() < pred.dim():
         weight = weight.unsqueeze(-1)
     return weight.float() if not weight.is_floating_point() else weight
-
-
-def resolve_reduction(reduction: str, reduction_override: Optional[str]) -> str:
-    """``reduction_override`` if given (checked), else ``reduction``."""
-    if reduction_override is None:
-        return reduction
-    return check_reduction(reduction_override, 'reduction_override')

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import mmdet_ghm.losses.sigmoid_inputs as inputs_module
+import mmdet_ghm.losses.checks as checks_module
 from mmdet_ghm.losses import OHEMLoss, ohem_loss
 from mmdet_ghm.losses.ohem import ohem_keep_mask, rank_descending
 
@@ -183,7 +183,7 @@ def test_recorder_catches_host_reads():
 def test_never_reads_the_host(monkeypatch, topk):
     # On CPU the label range check reads memory by design; on accelerators it
     # is an asynchronous assertion. Everything else must stay on the device.
-    monkeypatch.setattr(inputs_module, 'check_label_range', lambda labels, n: None)
+    monkeypatch.setattr(checks_module, 'check_label_range', lambda labels, n: None)
     logits = torch.randn(200, 6, requires_grad=True)
     labels = torch.randint(0, 7, (200,))
     weight = (torch.rand(200) > 0.1).float()
