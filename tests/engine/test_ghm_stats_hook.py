@@ -352,3 +352,25 @@ def test_own_interval_and_model_without_ghm_losses(eager_kernels):
     hook = GHMStatsHook(interval=2)
     hook.before_train(runner)
     assert [hook.is_logging_iter(runner, i) for i in range(4)] == [False, True, False, True]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_no_sync_between_logging_iterations_on_cuda(kernel_mode):
+    model = Model().cuda()
+    runner = fake_runner(model, interval=3, iters=3)
+    hook = GHMStatsHook()
+    hook.before_train(runner)
+    labels = torch.randint(0, 4, (500,), device='cuda')
+    for batch_idx in range(3):
+        logits = torch.randn(500, 3, device='cuda')
+        torch.cuda.synchronize()
+        if batch_idx < 2:  # the first call compiles; iterations 0 and 1 are not logged
+            torch.cuda.set_sync_debug_mode('error')
+        try:
+            hook.before_train_iter(runner, batch_idx)
+            model.head.loss_cls(logits, labels, torch.ones(500, device='cuda'))
+            hook.after_train_iter(runner, batch_idx)
+        finally:
+            torch.cuda.set_sync_debug_mode('default')
+    assert [step for step, _ in runner.visualizer.calls] == [3]
+    assert runner.visualizer.calls[0][1]['ghm/head.loss_cls/count_00'] >= 0
