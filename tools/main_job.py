@@ -34,6 +34,7 @@ CONFIGS = {
 }
 LABELS = {'ce': 'CE', 'fl': 'FL', 'ghm': 'GHM-C + GHM-R'}
 DEFAULT_DATA_ROOT = 'data/synthetic_shapes/'
+DEFAULT_WORK_DIR = 'work_dirs/main_job'
 QUICK_DATA_ROOT = 'data/synthetic_shapes_quick/'
 # --quick: a tiny set of its own (so it never clashes with the full one)
 QUICK_GENERATOR = dict(seed=0, num_train=24, num_val=8)
@@ -49,13 +50,14 @@ def parse_args(argv=None):
         '--losses', nargs='+', default=['ce', 'fl', 'ghm'],
         help='which models to train, any of: ce fl ghm (default: all)')
     parser.add_argument(
-        '--work-dir', default='work_dirs/main_job',
+        '--work-dir', default=DEFAULT_WORK_DIR,
         help='parent directory; each run writes into a new timestamped '
-        'sub-directory (default: work_dirs/main_job)')
+        'sub-directory (default: work_dirs/main_job in the repository)')
     parser.add_argument(
         '--data-root', default=None,
         help=f'data set directory (default: {DEFAULT_DATA_ROOT}, or '
-        f'{QUICK_DATA_ROOT} with --quick); generated if missing')
+        f'{QUICK_DATA_ROOT} with --quick, in the repository); generated if '
+        'missing')
     parser.add_argument(
         '--quick', action='store_true',
         help='smoke run: tiny data set, 1 epoch, small batches')
@@ -174,7 +176,8 @@ def run_child(spec: dict) -> None:
             now = time.perf_counter()
             self.iter_times.append(now - self._t_end)
             self._t_end = now
-            rec = {k: float(v) for k, v in (outputs or {}).items()}
+            rec = {k: float(v.detach()) if hasattr(v, 'detach') else float(v)
+                   for k, v in (outputs or {}).items()}
             rec['iter'] = runner.iter + 1
             self.losses.append(rec)
             n = len(runner.train_dataloader)
@@ -269,19 +272,25 @@ def plot_curves(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    colours = {'ce': 'tab:blue', 'fl': 'tab:orange', 'ghm': 'tab:green'}
     for key, res in results.items():
+        c = colours.get(key)
         it = [r['iter'] for r in res['loss_curve']]
         for ax, name in zip(axes[:2], ('loss_cls', 'loss_bbox')):
             ys = [r.get(name, float('nan')) for r in res['loss_curve']]
-            ax.plot(it, ys, label=LABELS[key], lw=1)
+            ax.plot(it, ys, color=c, lw=0.5, alpha=0.3)
+            k = min(20, len(ys))  # moving average for readability
+            smooth = [sum(ys[max(0, i - k + 1):i + 1]) /
+                      len(ys[max(0, i - k + 1):i + 1]) for i in range(len(ys))]
+            ax.plot(it, smooth, color=c, lw=1.5, label=LABELS[key])
         ep = [v['epoch'] for v in res['val_curve']]
         axes[2].plot(ep, [v.get('coco/bbox_mAP', float('nan'))
-                          for v in res['val_curve']], 'o-',
+                          for v in res['val_curve']], 'o-', color=c,
                      label=f'{LABELS[key]} mAP')
         axes[2].plot(ep, [v.get('coco/bbox_mAP_50', float('nan'))
-                          for v in res['val_curve']], 's--',
+                          for v in res['val_curve']], 's--', color=c,
                      label=f'{LABELS[key]} AP50')
-    axes[0].set_title('classification loss (each its own scale)')
+    axes[0].set_title('classification loss (losses differ in scale)')
     axes[0].set_yscale('log')
     axes[1].set_title('regression loss')
     axes[1].set_yscale('log')
@@ -305,11 +314,15 @@ def main(argv=None) -> int:
             run_child(json.load(f))
         return 0
 
-    os.chdir(REPO)  # configs and the default data root are repo-relative
-    data_root = args.data_root or (QUICK_DATA_ROOT if args.quick
-                                   else DEFAULT_DATA_ROOT)
+    # paths given by the user are relative to where they run the command;
+    # configs and the default data root are relative to the repository
+    work_dir = osp.abspath(args.work_dir) if args.work_dir != \
+        DEFAULT_WORK_DIR else DEFAULT_WORK_DIR
+    data_root = osp.abspath(args.data_root) + '/' if args.data_root else (
+        QUICK_DATA_ROOT if args.quick else DEFAULT_DATA_ROOT)
+    os.chdir(REPO)
     generator_cfg = QUICK_GENERATOR if args.quick else dict(seed=0)
-    run_dir = new_run_dir(args.work_dir)
+    run_dir = new_run_dir(work_dir)
     print(f'main job: losses {args.losses}, results in {run_dir}')
 
     t0 = time.perf_counter()

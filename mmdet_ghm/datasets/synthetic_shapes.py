@@ -56,10 +56,10 @@ _DEFAULTS = dict(
     num_train=800,
     num_val=200,
     image_size=128,
-    min_size=10,
+    min_size=12,
     max_size=40,
-    max_objects=6,
-    mean_distractors=3.0,
+    max_objects=8,
+    mean_distractors=2.0,
     class_freqs=(0.36, 0.25, 0.18, 0.13, 0.08),
     label_noise=0.04,
     missing_rate=0.04,
@@ -405,9 +405,9 @@ def generate_synthetic_shapes(data_root: str, seed: int = 0,
         data_root: Target directory; must not exist or be empty.
         seed: Seed; the same arguments give byte-identical files.
         **kwargs: ``num_train`` (800), ``num_val`` (200), ``image_size``
-            (128), ``min_size`` (10) / ``max_size`` (40) object side in
-            pixels, ``max_objects`` per image (6), ``mean_distractors`` per
-            image (3.0), ``class_freqs`` (one weight per class in
+            (128), ``min_size`` (12) / ``max_size`` (40) object side in
+            pixels, ``max_objects`` per image (8), ``mean_distractors`` per
+            image (2.0), ``class_freqs`` (one weight per class in
             :data:`CLASSES`), and the train-only outlier rates
             ``label_noise`` (0.04), ``missing_rate`` (0.04), ``box_noise``
             (0.02).

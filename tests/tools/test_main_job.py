@@ -99,9 +99,16 @@ def test_quick_run_end_to_end(tmp_path):
             len(run_res['loss_curve'])
         assert len(run_res['val_curve']) == 1
     assert 'GHM-C + GHM-R' in proc.stdout and 'bbox_mAP' in proc.stdout
-    # a second run never touches the first one's results
+    # a second run (relative paths: resolved against the caller's cwd)
+    # reuses the data set and never touches the first run's results
     before = (run / 'results.json').read_bytes()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    data_mtime = (data / 'synthetic_shapes_meta.json').stat().st_mtime_ns
+    cmd = [sys.executable, SCRIPT, '--quick', '--losses', 'fl',
+           '--work-dir', 'work', '--data-root', 'data']
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert len(os.listdir(work)) == 2
     assert (run / 'results.json').read_bytes() == before
+    assert (data / 'synthetic_shapes_meta.json').stat().st_mtime_ns == \
+        data_mtime

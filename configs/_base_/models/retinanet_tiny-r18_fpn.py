@@ -1,5 +1,5 @@
 # A CPU-sized RetinaNet for small images (128 px) with small objects
-# (10-40 px): a ResNet-18 layout with 16 base channels and 3 stages (the
+# (12-40 px): a ResNet-18 layout with 16 base channels and 3 stages (the
 # last two feed the FPN: strides 8 and 16), trained from scratch
 # (init_cfg=None: nothing is downloaded), FPN P3-P5 (P5 from an extra conv)
 # with 32 channels and a 2-conv head with GroupNorm (GN makes training the
