@@ -1,5 +1,7 @@
 """Density over the global batch: 2 CPU processes (gloo) against one process."""
+import gc
 import os
+import time
 
 import pytest
 import torch
@@ -56,6 +58,12 @@ def worker(rank, init_file, out_dir):
         losses = (GHMCLoss(bins=10, momentum=0.75, global_density=True),
                   GHMRLoss(bins=10, momentum=0.7, global_density=True))
         torch.save(train(model, losses, rank, WORLD), os.path.join(out_dir, f'rank{rank}.pt'))
+        # Let every collective finish and free DDP's reducer while the process
+        # group is alive: destroying the group from the reducer's destructor
+        # can deadlock on the GIL with gloo's worker thread.
+        dist.barrier()
+        del model
+        gc.collect()
     finally:
         dist.destroy_process_group()
 
@@ -63,7 +71,13 @@ def worker(rank, init_file, out_dir):
 @pytest.fixture(scope='module')
 def distributed_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('global_density')
-    mp.spawn(worker, args=(str(tmp / 'init'), str(tmp)), nprocs=WORLD, join=True)
+    context = mp.spawn(worker, args=(str(tmp / 'init'), str(tmp)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + 300
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail('the 2 distributed workers did not finish within 300 s')
     return [torch.load(tmp / f'rank{r}.pt') for r in range(WORLD)]
 
 
