@@ -11,6 +11,18 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """Build from MMDetection's registries whatever scope an earlier test left.
+
+    A Runner built without ``default_scope`` makes ``mmengine`` the current
+    scope, after which ``MODELS.build`` would not find mmdet's or our types.
+    """
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+
 @contextlib.contextmanager
 def kernels_compiled(enabled: bool):
     """Run the GHM kernels compiled (``True``) or eager (``False``)."""
