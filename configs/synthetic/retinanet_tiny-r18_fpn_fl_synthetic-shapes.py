@@ -9,9 +9,9 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 
-max_epochs = 20
+max_epochs = 30
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

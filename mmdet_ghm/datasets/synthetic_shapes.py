@@ -61,9 +61,9 @@ _DEFAULTS = dict(
     max_objects=8,
     mean_distractors=2.0,
     class_freqs=(0.36, 0.25, 0.18, 0.13, 0.08),
-    label_noise=0.04,
-    missing_rate=0.04,
-    box_noise=0.02,
+    label_noise=0.01,
+    missing_rate=0.01,
+    box_noise=0.01,
 )
 _DISTRACTORS = ('bar', 'ellipse', 'arc', 'ell', 'specks')
 
