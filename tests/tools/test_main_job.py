@@ -21,13 +21,15 @@ def _load():
 
 def test_every_loss_has_an_existing_config():
     mj = _load()
-    assert sorted(mj.CONFIGS) == ['ce', 'fl', 'ghm']
+    assert sorted(mj.CONFIGS) == ['alpha-ce', 'ce', 'cfl', 'fl', 'ghm', 'ohem']
+    assert mj.DEFAULT_LOSSES == ['ce', 'fl', 'ghm']
+    assert mj.parse_args(['--losses', 'all']).losses == list(mj.CONFIGS)
     for path in mj.CONFIGS.values():
         assert osp.isfile(osp.join(REPO, path)), path
 
 
 @pytest.mark.parametrize('argv, match', [
-    (['--losses', 'ce', 'ohem'], 'ohem'),
+    (['--losses', 'ce', 'focal'], 'focal'),
     (['--losses', 'fl', 'fl'], 'duplicates'),
     (['--epochs', '0'], 'epochs'),
 ])
