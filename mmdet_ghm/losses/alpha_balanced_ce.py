@@ -11,16 +11,14 @@ is plain CE scaled by 1/2.
 import numbers
 from typing import Optional, Union
 
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 
-from .checks import check_real, check_reduction, resolve_reduction
 from .ghm_c import binary_targets
-from .sigmoid_inputs import check_sigmoid_inputs, check_use_sigmoid, element_weight
+from .sigmoid_inputs import SigmoidClassificationLoss, element_weight
 
 
 def check_alpha(alpha) -> float:
@@ -76,7 +74,7 @@ def alpha_balanced_ce_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class AlphaBalancedCELoss(nn.Module):
+class AlphaBalancedCELoss(SigmoidClassificationLoss):
     """α-balanced sigmoid cross-entropy (``alpha`` on positives, ``1 - alpha`` on negatives).
 
     The "class-imbalanced CE" that the GHM paper compares GHM-C with: CE with
@@ -98,32 +96,12 @@ class AlphaBalancedCELoss(nn.Module):
     """
 
     def __init__(self, alpha=0.75, use_sigmoid=True, reduction='mean', loss_weight=1.0):
-        super().__init__()
+        super().__init__(use_sigmoid, reduction, loss_weight)
         self.alpha = check_alpha(alpha)
-        self.use_sigmoid = check_use_sigmoid('AlphaBalancedCELoss', use_sigmoid)
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = check_real('loss_weight', loss_weight)
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
-                avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            pred (Tensor): logits ``(N, C)``.
-            target (Tensor): labels ``(N,)`` in ``[0, C]`` (``C`` is
-                background) or targets ``(N, C)`` in [0, 1].
-            weight (Tensor, optional): ``(N,)`` or ``(N, C)``.
-            avg_factor (float | Tensor, optional): divides the sum for
-                ``'mean'`` (RetinaNet passes the number of positive anchors).
-            reduction_override (str, optional): overrides ``reduction``.
-
-        Returns:
-            Tensor: float32 scalar, or ``(N, C)`` for ``'none'``.
-        """
-        reduction = resolve_reduction(self.reduction, reduction_override)
-        check_sigmoid_inputs(pred, target, weight)
-        loss = alpha_balanced_ce_loss(pred, target, weight, self.alpha, reduction, avg_factor)
-        return self.loss_weight * loss
+    def compute(self, pred, target, weight, reduction, avg_factor):
+        """``avg_factor`` divides the sum for ``'mean'`` (RetinaNet: positive anchors)."""
+        return alpha_balanced_ce_loss(pred, target, weight, self.alpha, reduction, avg_factor)
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, loss_weight={self.loss_weight}, '

@@ -16,16 +16,14 @@ import numbers
 from typing import Optional, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 
-from .checks import check_real, check_reduction, resolve_reduction
 from .ghm_c import binary_targets
-from .sigmoid_inputs import check_sigmoid_inputs, check_use_sigmoid, element_weight
+from .sigmoid_inputs import SigmoidClassificationLoss, element_weight
 
 
 def check_beta(beta) -> float:
@@ -95,7 +93,7 @@ def continuous_focal_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class ContinuousFocalLoss(nn.Module):
+class ContinuousFocalLoss(SigmoidClassificationLoss):
     """The seed's "generalized focal loss": ``|y - p| ** beta * BCE(p, y)``.
 
     Focal Loss made continuous in the target: targets may be soft, in
@@ -115,32 +113,12 @@ class ContinuousFocalLoss(nn.Module):
     """
 
     def __init__(self, beta=2.0, use_sigmoid=True, reduction='mean', loss_weight=1.0):
-        super().__init__()
+        super().__init__(use_sigmoid, reduction, loss_weight)
         self.beta = check_beta(beta)
-        self.use_sigmoid = check_use_sigmoid('ContinuousFocalLoss', use_sigmoid)
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = check_real('loss_weight', loss_weight)
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
-                avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            pred (Tensor): logits ``(N, C)``.
-            target (Tensor): labels ``(N,)`` in ``[0, C]`` (``C`` is
-                background) or soft targets ``(N, C)`` in [0, 1].
-            weight (Tensor, optional): ``(N,)`` or ``(N, C)``.
-            avg_factor (float | Tensor, optional): divides the sum for
-                ``'mean'`` (RetinaNet passes the number of positive anchors).
-            reduction_override (str, optional): overrides ``reduction``.
-
-        Returns:
-            Tensor: float32 scalar, or ``(N, C)`` for ``'none'``.
-        """
-        reduction = resolve_reduction(self.reduction, reduction_override)
-        check_sigmoid_inputs(pred, target, weight)
-        loss = continuous_focal_loss(pred, target, weight, self.beta, reduction, avg_factor)
-        return self.loss_weight * loss
+    def compute(self, pred, target, weight, reduction, avg_factor):
+        """``avg_factor`` divides the sum for ``'mean'`` (RetinaNet: positive anchors)."""
+        return continuous_focal_loss(pred, target, weight, self.beta, reduction, avg_factor)
 
     def extra_repr(self) -> str:
         return (f'beta={self.beta}, loss_weight={self.loss_weight}, '

@@ -21,15 +21,14 @@ import numbers
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .checks import check_positive, check_real, check_reduction, resolve_reduction
+from .checks import check_positive
 from .ghm_c import binary_targets, valid_mask
-from .sigmoid_inputs import check_sigmoid_inputs, check_use_sigmoid, element_weight
+from .sigmoid_inputs import SigmoidClassificationLoss, element_weight
 
 
 def check_count(name: str, value, minimum: int) -> int:
@@ -136,7 +135,7 @@ def ohem_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class OHEMLoss(nn.Module):
+class OHEMLoss(SigmoidClassificationLoss):
     """Sigmoid CE with online hard example mining, for dense heads.
 
     Keeps all positive elements and the hardest negatives, ``neg_pos_ratio``
@@ -165,36 +164,15 @@ class OHEMLoss(nn.Module):
 
     def __init__(self, neg_pos_ratio=3.0, min_neg=100, topk=None, use_sigmoid=True,
                  reduction='mean', loss_weight=1.0):
-        super().__init__()
+        super().__init__(use_sigmoid, reduction, loss_weight)
         self.neg_pos_ratio = check_positive('neg_pos_ratio', neg_pos_ratio)
         self.min_neg = check_count('min_neg', min_neg, 0)
         self.topk = None if topk is None else check_count('topk', topk, 1)
-        self.use_sigmoid = check_use_sigmoid('OHEMLoss', use_sigmoid)
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = check_real('loss_weight', loss_weight)
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
-                avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            pred (Tensor): logits ``(N, C)``.
-            target (Tensor): labels ``(N,)`` in ``[0, C]`` (``C`` is
-                background) or targets ``(N, C)`` in [0, 1].
-            weight (Tensor, optional): ``(N,)`` or ``(N, C)``; 0 marks
-                ignored elements.
-            avg_factor: ignored: the loss normalises by the number of kept
-                elements, which it counts itself.
-            reduction_override (str, optional): overrides ``reduction``.
-
-        Returns:
-            Tensor: float32 scalar, or ``(N, C)`` for ``'none'``.
-        """
-        reduction = resolve_reduction(self.reduction, reduction_override)
-        check_sigmoid_inputs(pred, target, weight)
-        loss = ohem_loss(pred, target, weight, self.neg_pos_ratio, self.min_neg, self.topk,
+    def compute(self, pred, target, weight, reduction, avg_factor):
+        """``avg_factor`` is ignored: the mean is over the kept elements."""
+        return ohem_loss(pred, target, weight, self.neg_pos_ratio, self.min_neg, self.topk,
                          reduction)
-        return self.loss_weight * loss
 
     def extra_repr(self) -> str:
         mode = (f'topk={self.topk}' if self.topk is not None else

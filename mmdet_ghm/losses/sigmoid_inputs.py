@@ -11,9 +11,11 @@ assertion on accelerators and under ``torch.compile`` (no host sync).
 """
 from typing import Optional
 
+import torch.nn as nn
 from torch import Tensor
 
-from .checks import check_float_tensor, check_labels, check_unit_range, check_weight_shape
+from .checks import (check_float_tensor, check_labels, check_real, check_reduction,
+                     check_unit_range, check_weight_shape, resolve_reduction)
 
 
 def check_use_sigmoid(loss_name: str, use_sigmoid) -> bool:
@@ -59,3 +61,32 @@ def element_weight(weight: Optional[Tensor], pred: Tensor) -> Optional[Tensor]:
     if weight.dim() < pred.dim():
         weight = weight.unsqueeze(-1)
     return weight.float() if not weight.is_floating_point() else weight
+
+
+class SigmoidClassificationLoss(nn.Module):
+    """Module shell of the sigmoid baselines: arguments, input checks, forward contract.
+
+    Subclasses implement :meth:`compute`; ``forward(pred, target, weight=None,
+    avg_factor=None, reduction_override=None)`` is MMDetection's contract:
+    logits ``(N, C)``, labels ``(N,)`` in ``[0, C]`` or targets ``(N, C)`` in
+    [0, 1], weight ``(N,)`` or ``(N, C)``; returns a float32 scalar, or
+    ``(N, C)`` for ``'none'``.
+    """
+
+    def __init__(self, use_sigmoid: bool, reduction: str, loss_weight: float):
+        super().__init__()
+        self.use_sigmoid = check_use_sigmoid(type(self).__name__, use_sigmoid)
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = check_real('loss_weight', loss_weight)
+
+    def compute(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
+                avg_factor) -> Tensor:
+        """The loss before ``loss_weight`` (checked inputs)."""
+        raise NotImplementedError
+
+    def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
+        """Check the inputs, then ``loss_weight * compute(...)``."""
+        reduction = resolve_reduction(self.reduction, reduction_override)
+        check_sigmoid_inputs(pred, target, weight)
+        return self.loss_weight * self.compute(pred, target, weight, reduction, avg_factor)
