@@ -4,7 +4,7 @@
 # tiny from-scratch backbone and a 3-level FPN (strides 8-32).
 _base_ = [
     '../_base_/datasets/synthetic_shapes.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/schedules/synthetic_adamw_30e.py',
 ]
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 model = dict(
@@ -39,19 +39,4 @@ model = dict(
     test_cfg=dict(nms_pre=1000, nms=dict(type='nms', iou_threshold=0.45), min_bbox_size=0,
                   score_thr=0.02, max_per_img=100))
 
-max_epochs = 20
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-    clip_grad=dict(max_norm=35, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-5, begin=0, end=max_epochs,
-         by_epoch=True, convert_to_iter_based=True),
-]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
-randomness = dict(seed=0)
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
