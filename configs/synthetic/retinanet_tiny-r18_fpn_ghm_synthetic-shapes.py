@@ -19,3 +19,6 @@ model = dict(
             momentum=0.7,
             loss_weight=10.0)))
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+# Log how GHM sees each batch (region histogram, EMA density, weight shares)
+# at the logger's interval; see docs/gradient_density.md.
+custom_hooks = [dict(type='GHMStatsHook')]
