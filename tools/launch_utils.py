@@ -16,8 +16,27 @@ if _ROOT not in sys.path:
 import mmdet_ghm  # noqa: E402,F401  (registers losses, datasets, safe loader)
 import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_cfg_options_arg(parser):
+    """Add MMDetection's ``--cfg-options key=value ...`` config overrides.
+
+    Args:
+        parser (argparse.ArgumentParser): Parser to extend.
+    """
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
 
 
 def add_launcher_args(parser):

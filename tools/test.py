@@ -15,10 +15,10 @@ import os.path as osp
 import warnings
 from copy import deepcopy
 
-from launch_utils import (add_launcher_args, build_runner, export_local_rank,
+from launch_utils import (add_cfg_options_arg, add_launcher_args, build_runner, export_local_rank,
                           resolve_work_dir, setup_cpu_distributed)
 from mmengine import ConfigDict
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
@@ -48,16 +48,7 @@ def parse_args(argv=None):
         'to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
+    add_cfg_options_arg(parser)
     add_launcher_args(parser)
     parser.add_argument('--tta', action='store_true')
     args = parser.parse_args(argv)

@@ -14,9 +14,9 @@ import argparse
 import glob
 import os.path as osp
 
-from launch_utils import (add_launcher_args, build_runner, export_local_rank,
+from launch_utils import (add_cfg_options_arg, add_launcher_args, build_runner, export_local_rank,
                           resolve_work_dir, setup_cpu_distributed)
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
@@ -43,16 +43,7 @@ def parse_args(argv=None):
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
         'in the work directory.')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
+    add_cfg_options_arg(parser)
     add_launcher_args(parser)
     args = parser.parse_args(argv)
     export_local_rank(args)
