@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..utils.torch_compat import assert_async, is_compiling
 from .gradient_density import MAX_BINS
 
 REDUCTIONS = ('none', 'mean', 'sum')
@@ -104,8 +105,8 @@ def check_values(values: Tensor, ok: Tensor, message: str, noun: str = 'value') 
     """
     if values.numel() == 0:
         return
-    if torch.compiler.is_compiling() or values.device.type != 'cpu':
-        torch._assert_async(ok.all(), message)
+    if is_compiling() or values.device.type != 'cpu':
+        assert_async(ok.all(), message)
         return
     if not bool(ok.all()):
         raise ValueError(f'{message}, got {noun} {values[~ok][0].item()}')

@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..utils.torch_compat import is_compiling
+
 # Regions are stored as uint8: at most 255 regions plus the sentinel.
 MAX_BINS = 254
 # MMDetection's weight_reduce_loss adds it to avg_factor; kept for parity.
@@ -71,7 +73,7 @@ def counts_by_bincount(index: Tensor) -> bool:
     ``bincount`` would synchronise, and inside ``torch.compile`` its shape is
     data-dependent, so both use the scatter-add.
     """
-    return index.device.type == 'cpu' and not torch.compiler.is_compiling()
+    return index.device.type == 'cpu' and not is_compiling()
 
 
 def region_counts(index: Tensor, bins: int) -> Tensor:
@@ -85,7 +87,7 @@ def region_counts(index: Tensor, bins: int) -> Tensor:
     if counts_by_bincount(index):
         return torch.bincount(flat, minlength=bins + 1)
     counts = torch.zeros(bins + 1, dtype=torch.int64, device=index.device)
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return counts.scatter_add_(0, flat.long(), torch.ones_like(flat, dtype=torch.int64))
     chunk = 1 << 22
     ones = torch.ones(min(chunk, flat.numel()), dtype=torch.int64, device=index.device)

@@ -1,0 +1,111 @@
+"""What differs between the torch versions this package supports (torch >= 2.0).
+
+Every use of a torch API that is newer than torch 2.0, or that moved between
+versions, goes through this module, so that the rest of the package reads
+the same on every version:
+
+* :func:`is_compiling`: ``torch.compiler.is_compiling`` appeared in torch
+  2.3; torch 2.0-2.2 have ``torch._dynamo.is_compiling``.
+* :func:`compile_available`: ``torch.compile`` exists (torch >= 2.0) and
+  supports this interpreter (torch < 2.4 refuses Python 3.12, torch 2.0-2.1
+  refuse Windows; they raise when ``torch.compile`` is called).
+* :func:`assert_async`: ``torch._assert_async(cond, message)``; the message
+  overload is missing from some versions, which then get the bare assertion.
+* :func:`compiler_errors`: the exception classes by which ``torch.compile``
+  reports that it cannot compile (as opposed to errors of the computation).
+"""
+import functools
+from typing import Tuple, Type
+
+import torch
+from torch import Tensor
+
+
+def is_compiling() -> bool:
+    """Whether the caller is being traced by ``torch.compile`` (False in eager code)."""
+    compiler = getattr(torch, 'compiler', None)
+    if compiler is not None and hasattr(compiler, 'is_compiling'):
+        return compiler.is_compiling()
+    dynamo = getattr(torch, '_dynamo', None)
+    if dynamo is not None and hasattr(dynamo, 'is_compiling'):
+        return dynamo.is_compiling()
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def compile_available() -> bool:
+    """Whether ``torch.compile`` exists and supports this platform and Python."""
+    if not hasattr(torch, 'compile'):
+        return False
+    try:
+        from torch._dynamo.eval_frame import check_if_dynamo_supported
+    except ImportError:
+        return True
+    try:
+        check_if_dynamo_supported()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _assert_async_takes_message() -> bool:
+    try:
+        torch.ops.aten._assert_async.msg
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+_ASSERT_ASYNC_TAKES_MESSAGE = _assert_async_takes_message()
+
+
+def assert_async(condition: Tensor, message: str) -> None:
+    """Queue an assertion that the one-element ``condition`` is true (no host sync).
+
+    The message reaches the error only where torch supports it (on CUDA the
+    device assertion's text is fixed by torch).
+    """
+    if _ASSERT_ASYNC_TAKES_MESSAGE:
+        torch._assert_async(condition, message)
+    else:
+        torch._assert_async(condition)
+
+
+# Exception classes raised when compilation fails, by module and name. Names
+# that a torch version lacks are skipped (see compiler_errors).
+_COMPILER_ERROR_NAMES = (
+    # The backend (inductor) failed: no working C++ compiler, C++ or Triton
+    # compilation error, missing lowering. InductorError (torch >= 2.6)
+    # derives from it.
+    ('torch._dynamo.exc', 'BackendCompilerFailed'),
+    # Dynamo cannot trace the function without a graph break (fullgraph=True).
+    ('torch._dynamo.exc', 'Unsupported'),
+    # A bug inside dynamo.
+    ('torch._dynamo.exc', 'InternalTorchDynamoError'),
+    # Raised unwrapped by some versions.
+    ('torch._inductor.exc', 'InvalidCxxCompiler'),
+    ('torch._inductor.exc', 'CppCompileError'),
+    ('torch._inductor.exc', 'TritonMissing'),
+    ('torch._inductor.exc', 'GPUTooOldForTriton'),
+)
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_errors() -> Tuple[Type[BaseException], ...]:
+    """Exception classes that mean "``torch.compile`` could not compile this".
+
+    ``TorchRuntimeError`` is deliberately absent: dynamo raises it when the
+    traced computation itself fails (e.g. mismatched shapes), which is an
+    error of the inputs, not of the compiler.
+    """
+    import importlib
+    errors = []
+    for module_name, name in _COMPILER_ERROR_NAMES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        error = getattr(module, name, None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            errors.append(error)
+    return tuple(errors)
