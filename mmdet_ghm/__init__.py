@@ -5,13 +5,21 @@ MMDetection's registries and makes MMEngine's checkpoint loading work under
 torch >= 2.6 with ``weights_only=True``. Configs load it with::
 
     custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
+
+and inherit one of its configs (installed or editable) with::
+
+    _base_ = __import__('mmdet_ghm').config_path('ghm/retinanet_r50_fpn_ghm-1x_coco.py')
 """
 from . import datasets, engine, losses, models  # noqa: F401  (registration)
 from .engine.safe_checkpoint import install_safe_checkpoint_loading
 from .losses import GHMCLoss, GHMRLoss
+from .utils.mim import config_dir, config_path
 
 __version__ = '0.1.0'
 
 install_safe_checkpoint_loading()
 
-__all__ = ['GHMCLoss', 'GHMRLoss', 'install_safe_checkpoint_loading', '__version__']
+__all__ = [
+    'GHMCLoss', 'GHMRLoss', 'config_dir', 'config_path', 'install_safe_checkpoint_loading',
+    '__version__'
+]

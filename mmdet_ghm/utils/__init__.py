@@ -1,0 +1,1 @@
+"""Helpers that are not losses, models, datasets or hooks."""
