@@ -1,4 +1,4 @@
-"""Tests of ``tools/main_job.py`` (argument checks, run dirs, smoke run)."""
+"""Tests of ``tools/main_job.py`` and ``tools/study.py`` (arguments, smoke runs, resume)."""
 import importlib.util
 import json
 import os
@@ -9,108 +9,108 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCRIPT = osp.join(REPO, 'tools', 'main_job.py')
+MAIN_JOB = osp.join(REPO, 'tools', 'main_job.py')
+STUDY = osp.join(REPO, 'tools', 'study.py')
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location('main_job', SCRIPT)
+def _load(path):
+    spec = importlib.util.spec_from_file_location(osp.basename(path)[:-3], path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_every_loss_has_an_existing_config():
-    mj = _load()
-    assert sorted(mj.CONFIGS) == ['alpha-ce', 'ce', 'cfl', 'fl', 'ghm', 'ohem']
+def test_every_loss_is_a_study_variant_with_an_existing_config():
+    from mmdet_ghm.study.variants import VARIANTS
+    mj = _load(MAIN_JOB)
     assert mj.DEFAULT_LOSSES == ['ce', 'fl', 'ghm']
-    assert mj.parse_args(['--losses', 'all']).losses == list(mj.CONFIGS)
-    for path in mj.CONFIGS.values():
-        assert osp.isfile(osp.join(REPO, path)), path
+    assert mj.parse_args(['--losses', 'all']).losses == list(mj.LOSSES)
+    for variant in VARIANTS.values():
+        assert osp.isfile(osp.join(REPO, variant.config)), variant.config
 
 
 @pytest.mark.parametrize('argv, match', [
     (['--losses', 'ce', 'focal'], 'focal'),
     (['--losses', 'fl', 'fl'], 'duplicates'),
     (['--epochs', '0'], 'epochs'),
+    (['--seeds', '0'], 'seeds'),
 ])
-def test_bad_arguments_are_rejected(argv, match, capsys):
-    mj = _load()
+def test_main_job_rejects_bad_arguments(argv, match, capsys):
     with pytest.raises(SystemExit) as exc:
-        mj.parse_args(argv)
+        _load(MAIN_JOB).parse_args(argv)
     assert exc.value.code == 2
     assert match in capsys.readouterr().err
 
 
-def test_run_dirs_are_new_and_never_reused(tmp_path):
-    mj = _load()
-    dirs = [mj.new_run_dir(str(tmp_path)) for _ in range(3)]
-    assert len(set(dirs)) == 3
-    assert all(osp.isdir(d) and not os.listdir(d) for d in dirs)
+@pytest.mark.parametrize('argv, match', [
+    (['--variants', 'fl', 'nope'], 'nope'),
+    (['--variants', 'fl', '--seeds', '1', '1'], 'repeat'),
+    (['--variants', 'fl', '--jobs', '0'], 'jobs'),
+    ([], '--variants, --aggregate or --list'),
+])
+def test_study_rejects_bad_arguments(argv, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _load(STUDY).parse_args(argv)
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
 
 
-def test_overrides_point_every_split_and_metric_at_the_data_root():
-    mj = _load()
-    args = mj.parse_args(['--quick', '--epochs', '3'])
-    ov = mj.overrides_for(args, '/d/x', {'seed': 0})
-    for split in ('train', 'val', 'test'):
-        assert ov[f'{split}_dataloader.dataset.data_root'] == '/d/x/'
-        assert ov[f'{split}_dataloader.dataset.generator_cfg'] == {'seed': 0}
-    assert ov['val_evaluator.ann_file'] == \
-        '/d/x/annotations/instances_val.json'
-    assert ov['train_cfg.max_epochs'] == 3  # --epochs wins over --quick
-
-
-def test_table_lists_every_model_with_its_numbers():
-    mj = _load()
-    fin = {'coco/bbox_mAP': 0.412, 'coco/bbox_mAP_50': 0.7, 'coco/bbox_mAP_75':
-           0.333, 'coco/bbox_mAP_s': 0.25}
-    res = {k: dict(final=fin, time_per_iter_s=0.5, peak_rss_mib=900.0,
-                   train_wall_s=120.0) for k in ('fl', 'ghm')}
-    table = mj.format_table(res)
-    lines = table.splitlines()
-    assert len(lines) == 4
-    assert lines[2].startswith('FL') and lines[3].startswith('GHM')
-    for text in ('0.412', '0.700', '0.333', '0.250', '0.500', '900', '2.0'):
-        assert text in lines[3]
-
-
-def test_quick_run_end_to_end(tmp_path):
-    """``--quick`` trains, evaluates and writes table, JSON and PNG."""
-    work, data = tmp_path / 'work', tmp_path / 'data'
-    cmd = [sys.executable, SCRIPT, '--quick', '--losses', 'fl', 'ghm',
-           '--work-dir', str(work), '--data-root', str(data)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+def _run(cmd, cwd=None):
+    proc = subprocess.run([sys.executable] + cmd, capture_output=True, text=True, timeout=900,
+                          cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    runs = os.listdir(work)
-    assert len(runs) == 1
-    run = work / runs[0]
-    assert (run / 'curves.png').stat().st_size > 10_000
-    with open(run / 'results.json') as f:
+    return proc.stdout
+
+
+def test_main_job_quick_with_two_seeds(tmp_path):
+    """``--quick --seeds 2``: trains, evaluates, reports mean ± std over the seeds."""
+    out = _run([MAIN_JOB, '--quick', '--losses', 'ce', '--seeds', '2',
+                '--work-dir', 'work', '--data-root', 'data'], cwd=str(tmp_path))
+    work = tmp_path / 'work'
+    (run,) = os.listdir(work)
+    with open(work / run / 'results.json') as f:
         res = json.load(f)
-    assert res['failed'] == [] and res['quick'] is True
-    with open(data / 'annotations' / 'instances_train.json') as f:
+    assert res['failed'] == [] and res['quick'] is True and res['seeds'] == [0, 1]
+    ce = res['variants']['ce']
+    assert [r['seed'] for r in ce['runs']] == [0, 1] and ce['n'] == 2
+    maps = [r['bbox_mAP'] for r in ce['runs']]
+    assert all(0.0 <= m <= 1.0 for m in maps)
+    assert ce['mean'] == pytest.approx(sum(maps) / 2)
+    assert ce['std'] == pytest.approx(abs(maps[0] - maps[1]) / 2 ** 0.5)
+    assert (work / run / 'curves.png').stat().st_size > 10_000
+    assert 'mean ± sample std over 2 seed(s)' in out and 'ce ' in out
+    assert (tmp_path / 'data' / 'synthetic_shapes_meta.json').is_file()
+
+
+def test_study_quick_records_and_resumes(tmp_path):
+    """A quick study writes complete records, aggregates them, and skips them next time."""
+    args = [STUDY, '--quick', '--variants', 'ghm', 'ghm-ref', '--seeds', '0',
+            '--records', str(tmp_path / 'results' / 'runs'), '--work-dir', str(tmp_path / 'w'),
+            '--data-root', str(tmp_path / 'data')]
+    out = _run(args)
+    with open(tmp_path / 'results' / 'runs' / 'ghm' / 'seed0.json') as f:
+        record = json.load(f)
+    with open(tmp_path / 'data' / 'annotations' / 'instances_train.json') as f:
         n_train = len({a['image_id'] for a in json.load(f)['annotations']})
-    assert n_train > 12
-    assert sorted(res['table']) == ['fl', 'ghm']
-    for key, row in res['table'].items():
-        assert 0.0 <= row['bbox_mAP'] <= 1.0
-        assert row['time_per_iter_s'] > 0 and row['peak_rss_mib'] > 100
-        run_res = res['runs'][key]
-        # 1 epoch over the train images that have boxes, batch size 4
-        assert run_res['iters'] == -(-n_train // 4) == \
-            len(run_res['loss_curve'])
-        assert len(run_res['val_curve']) == 1
-    assert 'GHM-C + GHM-R' in proc.stdout and 'bbox_mAP' in proc.stdout
-    # a second run (relative paths: resolved against the caller's cwd)
-    # reuses the data set and never touches the first run's results
-    before = (run / 'results.json').read_bytes()
-    data_mtime = (data / 'synthetic_shapes_meta.json').stat().st_mtime_ns
-    cmd = [sys.executable, SCRIPT, '--quick', '--losses', 'fl',
-           '--work-dir', 'work', '--data-root', 'data']
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert len(os.listdir(work)) == 2
-    assert (run / 'results.json').read_bytes() == before
-    assert (data / 'synthetic_shapes_meta.json').stat().st_mtime_ns == \
-        data_mtime
+    assert record['variant'] == 'ghm' and record['seed'] == 0 and record['epochs'] == 1
+    assert record['iters'] == -(-n_train // 4)  # 1 epoch, batch size 4
+    assert len(record['val_curve']) == 1 and record['val_curve'][0]['epoch'] == 1
+    assert record['bbox_mAP'] == record['val_curve'][0]['bbox_mAP']
+    assert record['s_per_iter'] > 0 and record['peak_rss_mib'] > 100
+    assert record['env']['torch'] and record['env']['mmdet'] == '3.3.0'
+    assert record['env']['mmdet_ghm_path'] == osp.join(REPO, 'mmdet_ghm')
+    assert len(record['code']['commit']) == 40
+    # GHMStatsHook's statistics, averaged over the epoch
+    assert record['ghm_stats'][0]['epoch'] == 1
+    assert 1 <= record['ghm_stats'][0]['cls/regions'] <= 30
+    ref = json.load(open(tmp_path / 'results' / 'runs' / 'ghm-ref' / 'seed0.json'))
+    assert ref['overrides']['model.bbox_head.loss_cls.type'] == 'GHMC'
+    assert ref['ghm_stats'] == []  # the reference has no statistics
+    with open(tmp_path / 'results' / 'study.json') as f:
+        study = json.load(f)
+    assert sorted(study['variants']) == ['ghm', 'ghm-ref']
+    assert study['variants']['ghm']['runs'][0]['bbox_mAP'] == record['bbox_mAP']
+    assert (tmp_path / 'results' / 'study_curves.png').is_file()
+    assert 'ghm-ref' in out
+    again = _run(args)
+    assert '2 run(s) already recorded: skipped' in again and 'start' not in again

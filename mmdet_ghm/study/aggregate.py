@@ -1,0 +1,170 @@
+"""From run records to ``study.json``, Markdown tables and a plot of mAP over epochs.
+
+``study.json`` is meant to be read by other tools: a top-level ``variants``
+object, one entry per variant, each with ``runs`` (items carry at least
+``seed`` and the final ``bbox_mAP``) and the aggregate ``mean`` / ``std`` of
+``bbox_mAP`` (sample standard deviation over seeds, ``null`` for one seed).
+The README's result tables are generated from it (:func:`update_readme`),
+never typed by hand.
+"""
+import math
+import re
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from .variants import VARIANTS
+
+STUDY_SCHEMA = 1
+#: Panels of the plot and blocks of the README, in order.
+GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e')
+#: Variants drawn in every panel but ``main`` for comparison.
+CONTEXT = ('fl', 'ghm')
+
+
+def mean_std(values: Sequence[float]) -> Dict:
+    """``{'mean', 'std', 'n'}``; ``std`` is the sample std (ddof=1), None for n < 2."""
+    values = [float(v) for v in values if v is not None]
+    n = len(values)
+    if n == 0:
+        return dict(mean=None, std=None, n=0)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return dict(mean=mean, std=std, n=n)
+
+
+def _curve(records: Sequence[dict]) -> List[Dict]:
+    by_epoch: Dict[int, List[float]] = {}
+    for record in records:
+        for point in record['val_curve']:
+            if point.get('bbox_mAP') is not None:
+                by_epoch.setdefault(point['epoch'], []).append(point['bbox_mAP'])
+    return [dict(epoch=epoch, **mean_std(values)) for epoch, values in sorted(by_epoch.items())]
+
+
+def _ghm_stats(records: Sequence[dict]) -> Dict[str, Dict]:
+    """Mean over seeds of each GHM statistic at the first and the last epoch."""
+    out = {}
+    for when, pick in (('first_epoch', 0), ('last_epoch', -1)):
+        keys = sorted({k for r in records if r.get('ghm_stats') for k in r['ghm_stats'][pick]
+                       if k != 'epoch'})
+        if keys:
+            out[when] = {k: mean_std([r['ghm_stats'][pick].get(k) for r in records
+                                      if r.get('ghm_stats')])['mean'] for k in keys}
+    return out
+
+
+def aggregate(records: Iterable[dict]) -> Dict:
+    """The ``study.json`` object of a set of records (see the module docstring)."""
+    grouped: Dict[str, List[dict]] = OrderedDict()
+    for record in sorted(records, key=lambda r: (r['variant'], r['seed'])):
+        grouped.setdefault(record['variant'], []).append(record)
+    variants = OrderedDict()
+    for name, runs in grouped.items():
+        spec = runs[0].get('variant_spec') or (VARIANTS[name].describe() if name in VARIANTS
+                                               else dict(name=name, label=name, group='other'))
+        final = mean_std([r['bbox_mAP'] for r in runs])
+        variants[name] = dict(
+            label=spec['label'], group=spec.get('group', 'other'), config=spec['config'],
+            overrides=spec.get('overrides', {}), noise=spec.get('noise'),
+            epochs=runs[0].get('epochs'), n=final['n'], mean=final['mean'], std=final['std'],
+            AP50=mean_std([r['final'].get('AP50') for r in runs]),
+            s_per_iter=mean_std([r.get('s_per_iter') for r in runs])['mean'],
+            curve=_curve(runs), ghm_stats=_ghm_stats(runs),
+            runs=[dict(seed=r['seed'], bbox_mAP=r['bbox_mAP'], AP50=r['final'].get('AP50'),
+                       record=f'docs/results/runs/{r["record"]}' if 'record' in r else None,
+                       commit=(r.get('code') or {}).get('commit'),
+                       date=(r.get('env') or {}).get('date')) for r in runs])
+    return dict(schema=STUDY_SCHEMA,
+                metric='COCO bbox mAP on the clean synthetic val split after the last epoch',
+                std='sample standard deviation over seeds (ddof=1); null for one seed',
+                variants=variants)
+
+
+def _fmt(stat: Optional[Dict], digits: int = 3) -> str:
+    if not stat or stat.get('mean') is None:
+        return '–'
+    text = f'{stat["mean"]:.{digits}f}'
+    if stat.get('std') is not None:
+        text += f' ± {stat["std"]:.{digits}f}'
+    return text
+
+
+def _at_epoch(variant: Dict, epoch: int) -> Optional[Dict]:
+    return next((p for p in variant['curve'] if p['epoch'] == epoch), None)
+
+
+def render_table(study: Dict, group: str) -> str:
+    """Markdown table of one group of variants (mean ± std over seeds)."""
+    names = [n for n, v in study['variants'].items() if v['group'] == group]
+    if not names:
+        return '_No runs recorded yet._'
+    lines = ['| variant | seeds | bbox mAP (final) | AP50 (final) | mAP at epoch 10 '
+             '| mAP at epoch 20 | records |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | --- |']
+    for name in names:
+        v = study['variants'][name]
+        epochs = f', {v["epochs"]} epochs' if v.get('epochs') not in (None, 30) else ''
+        lines.append(
+            f'| `{name}`: {v["label"]}{epochs} | {v["n"]} | {_fmt(v)} | {_fmt(v["AP50"])} '
+            f'| {_fmt(_at_epoch(v, 10))} | {_fmt(_at_epoch(v, 20))} '
+            f'| [runs](docs/results/runs/{name}/) |')
+    return '\n'.join(lines)
+
+
+BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->\n)(?P<body>.*?)'
+                   r'(\n<!-- study:(?P=group):end -->)', re.S)
+
+
+def update_readme(text: str, study: Dict) -> str:
+    """``text`` with every ``<!-- study:GROUP:begin/end -->`` block regenerated."""
+    return BLOCK.sub(lambda m: m.group(1) + render_table(study, m.group('group')) + m.group(4),
+                     text)
+
+
+def plot_study(study: Dict, path: str) -> None:
+    """mAP over epochs, mean ± std band per variant, one panel per group."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    groups = [g for g in GROUPS if any(v['group'] == g for v in study['variants'].values())]
+    if not groups:
+        return
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.2), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        names = [n for n, v in study['variants'].items() if v['group'] == group]
+        if group != 'main':
+            names = [n for n in CONTEXT if n in study['variants'] and n not in names] + names
+        for name in names:
+            curve = study['variants'][name]['curve']
+            epochs = [p['epoch'] for p in curve]
+            mean = [p['mean'] for p in curve]
+            std = [p['std'] or 0.0 for p in curve]
+            context = group != 'main' and name in CONTEXT
+            line, = ax.plot(epochs, mean, 'o-', ms=3, lw=1 if context else 1.8,
+                            alpha=0.5 if context else 1.0,
+                            label=f'{name} (n={study["variants"][name]["n"]})')
+            ax.fill_between(epochs, [m - s for m, s in zip(mean, std)],
+                            [m + s for m, s in zip(mean, std)], color=line.get_color(),
+                            alpha=0.15)
+        ax.set_title(group)
+        ax.set_xlabel('epoch')
+        ax.set_ylabel('val bbox mAP')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def text_table(study: Dict) -> str:
+    """Plain-text summary for the terminal: mean ± std over seeds per variant."""
+    head = ('variant', 'seeds', 'bbox mAP', 'AP50', 's/iter')
+    rows = [(name, str(v['n']), _fmt(v), _fmt(v['AP50']),
+             f'{v["s_per_iter"]:.3f}' if v.get('s_per_iter') else '–')
+            for name, v in study['variants'].items()]
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    lines = ['  '.join(c.ljust(w) for c, w in zip(head, widths))]
+    lines.append('-' * len(lines[0]))
+    lines += ['  '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return '\n'.join(lines)

@@ -1,0 +1,298 @@
+"""Run a grid of variants x seeds, several at a time, resumably.
+
+Each run trains in its own process (:mod:`mmdet_ghm.study.child`) with one
+CPU thread by default. A run whose record exists is never redone; a run that
+was interrupted (an attempt directory without a record) is started again in
+a new attempt directory, so nothing an earlier attempt wrote is overwritten.
+A child that writes no progress for ``stall_timeout`` seconds is killed and
+reported as failed; the other runs go on.
+"""
+import datetime
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .records import code_state, read_record, record_path
+from .variants import Variant
+
+DATA_ROOT = 'data/synthetic_shapes/'
+QUICK_DATA_ROOT = 'data/synthetic_shapes_quick/'
+#: --quick: a tiny set of its own (so it never clashes with the full one).
+QUICK_GENERATOR = dict(seed=0, num_train=24, num_val=8)
+NOISE_KEYS = ('label_noise', 'missing_rate', 'box_noise')
+
+
+class StudyError(Exception):
+    """A problem the user can fix (bad data root, broken set-up); one clear message."""
+
+
+@dataclass
+class Run:
+    """One (variant, seed) of the grid and where its record goes."""
+
+    variant: Variant
+    seed: int
+    record: str
+    done: bool = False
+    proc: Optional[subprocess.Popen] = None
+    attempt_dir: Optional[str] = None
+    started: float = 0.0
+    result: Optional[dict] = field(default=None, repr=False)
+
+    @property
+    def tag(self) -> str:
+        return f'{self.variant.name} s{self.seed}'
+
+    @property
+    def weight(self) -> float:
+        """Relative amount of work (epochs), for the ETA."""
+        return float(self.variant.epochs or 30)
+
+
+def data_settings(variant: Variant, quick: bool, data_root: Optional[str] = None):
+    """``(data_root, generator_cfg)`` of a variant (absolute root, trailing slash).
+
+    The default set lives in ``data/synthetic_shapes/``; a variant with its
+    own outlier rate gets ``..._noise<percent>/`` next to it, since a data
+    root never holds a set made with other parameters.
+    """
+    generator = dict(QUICK_GENERATOR) if quick else dict(seed=0)
+    root = data_root or (QUICK_DATA_ROOT if quick else DATA_ROOT)
+    root = root.rstrip('/')
+    if variant.noise is not None:
+        generator.update({key: variant.noise for key in NOISE_KEYS})
+        root += f'_noise{variant.noise * 100:g}'
+    return osp.abspath(root) + '/', generator
+
+
+def run_overrides(data_root: str, generator: dict, quick: bool) -> Dict:
+    """``merge_from_dict`` overrides that point a synthetic config at a data set."""
+    overrides = {}
+    for split in ('train', 'val', 'test'):
+        overrides[f'{split}_dataloader.dataset.data_root'] = data_root
+        overrides[f'{split}_dataloader.dataset.generator_cfg'] = generator
+    for split in ('val', 'test'):
+        overrides[f'{split}_evaluator.ann_file'] = data_root + 'annotations/instances_val.json'
+    if quick:
+        overrides.update({
+            'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+            'default_hooks.checkpoint.interval': 1,
+            # after a few iterations all scores are below 0.05: keep every
+            # detection so that COCO evaluation really runs
+            'model.test_cfg.score_thr': 0.0})
+        for split in ('train', 'val', 'test'):
+            overrides[f'{split}_dataloader.batch_size'] = 4
+    return overrides
+
+
+def plan(variants: Sequence[Variant], seeds: Sequence[int], records_dir: str) -> List[Run]:
+    """The grid in order (seed-major, so early batches cover every variant)."""
+    runs = []
+    for seed in seeds:
+        for variant in variants:
+            path = record_path(records_dir, variant.name, seed)
+            runs.append(Run(variant, seed, path, done=osp.isfile(path)))
+    return runs
+
+
+def prepare_data(runs: Sequence[Run], quick: bool, data_root: Optional[str], echo) -> Dict:
+    """Generate (or check) every data set the pending runs need.
+
+    Returns:
+        dict: data root -> the set's ``{'params', 'stats'}``.
+
+    Raises:
+        StudyError: a data root holds another set, is incomplete, or cannot
+            be written.
+    """
+    from mmdet_ghm.datasets.synthetic_shapes import ensure_synthetic_shapes
+    metas = {}
+    for run in runs:
+        root, generator = data_settings(run.variant, quick, data_root)
+        if root in metas or run.done:
+            continue
+        echo(f'data set {root} (generated on first use) ...')
+        try:
+            metas[root] = ensure_synthetic_shapes(root, **generator)
+        except (ValueError, FileExistsError, OSError) as error:
+            raise StudyError(f'cannot prepare the data set {root}: {error}') from None
+    return metas
+
+
+def new_attempt_dir(parent: str) -> str:
+    """A fresh ``<parent>/<timestamp>[_n]`` directory."""
+    os.makedirs(parent, exist_ok=True)
+    stamp = datetime.datetime.now().strftime('%Y%m%d_%H%M%S')
+    for n in range(1000):
+        path = osp.join(parent, stamp if n == 0 else f'{stamp}_{n}')
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise StudyError(f'could not create a new attempt directory in {parent!r}')
+
+
+def child_command(spec_path: str) -> List[str]:
+    """The command that trains one run."""
+    return [sys.executable, '-m', 'mmdet_ghm.study.child', spec_path]
+
+
+def last_activity(run: Run) -> float:
+    """Latest write to the run's progress or log file (or its start)."""
+    times = [run.started]
+    for name in ('progress.json', 'train.log'):
+        try:
+            times.append(os.path.getmtime(osp.join(run.attempt_dir, name)))
+        except OSError:
+            pass
+    return max(times)
+
+
+def progress_fraction(run: Run) -> float:
+    """Share of a running run's iterations done, from its ``progress.json``."""
+    try:
+        with open(osp.join(run.attempt_dir, 'progress.json')) as f:
+            progress = json.load(f)
+        return progress['iter'] / max(progress['max_iters'], 1)
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """End a child and everything it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@dataclass
+class GridOptions:
+    """How :func:`run_grid` runs the children."""
+
+    root: str
+    work_dir: str
+    jobs: int = 2
+    threads: int = 1
+    quick: bool = False
+    data_root: Optional[str] = None
+    stall_timeout: float = 900.0
+    status_every: float = 60.0
+    command: Callable[[str], List[str]] = child_command
+
+
+def _start(run: Run, options: GridOptions, metas: Dict, code: Dict, env: Dict, echo) -> None:
+    root, generator = data_settings(run.variant, options.quick, options.data_root)
+    parent = osp.join(options.work_dir, run.variant.name, f'seed{run.seed}')
+    if osp.isdir(parent) and os.listdir(parent):
+        echo(f'[{run.tag}] restarting: an earlier attempt in {parent} left no record')
+    run.attempt_dir = new_attempt_dir(parent)
+    epochs = 1 if options.quick else run.variant.epochs
+    overrides = run_overrides(root, generator, options.quick)
+    overrides.update(run.variant.overrides)
+    spec = dict(
+        tag=run.tag, variant=run.variant.describe(), seed=run.seed,
+        config=osp.join(options.root, run.variant.config), config_rel=run.variant.config,
+        overrides=overrides, epochs=epochs, work_dir=run.attempt_dir,
+        record_path=osp.abspath(run.record), threads=options.threads, jobs=options.jobs,
+        data=dict(data_root=root, generator_cfg=generator,
+                  stats=metas.get(root, {}).get('stats')),
+        code=code)
+    spec_path = osp.join(run.attempt_dir, 'spec.json')
+    with open(spec_path, 'w') as f:
+        json.dump(spec, f, indent=1)
+    echo(f'[{run.tag}] start ({run.variant.label}); log: {run.attempt_dir}/train.log')
+    run.started = time.time()
+    run.proc = subprocess.Popen(options.command(spec_path), env=env, cwd=options.root,
+                                start_new_session=True)
+
+
+def _finish(run: Run, failed: List[Run], echo) -> None:
+    code = run.proc.returncode
+    run.proc = None
+    if code == 0 and osp.isfile(run.record):
+        run.done = True
+        run.result = read_record(run.record)
+        echo(f'[{run.tag}] done in {(time.time() - run.started) / 60:.1f} min: '
+             f'bbox mAP {run.result["bbox_mAP"]:.3f}')
+        return
+    failed.append(run)
+    echo(f'[{run.tag}] FAILED (exit code {code}); last lines of {run.attempt_dir}/train.log:')
+    try:
+        with open(osp.join(run.attempt_dir, 'train.log'), errors='replace') as f:
+            echo(''.join(f.readlines()[-20:]).rstrip())
+    except OSError:
+        echo('  (no log)')
+
+
+def status_line(runs: Sequence[Run], running: Sequence[Run], todo_weight: float,
+                elapsed: float) -> str:
+    """``k/n runs done, running: ..., ETA`` for the runs of this invocation."""
+    done_now = sum(r.weight for r in runs if r.done and r.started) + sum(
+        r.weight * progress_fraction(r) for r in running)
+    finished = sum(1 for r in runs if r.done)
+    parts = [f'{finished}/{len(runs)} runs done']
+    if running:
+        parts.append('running: ' + ', '.join(
+            f'{r.tag} {100 * progress_fraction(r):.0f}%' for r in running))
+    eta = ''
+    if done_now > 0:
+        eta = f', ETA {(todo_weight - done_now) * elapsed / done_now / 60:.0f} min'
+    return f'[study] {"; ".join(parts)}; elapsed {elapsed / 60:.1f} min{eta}'
+
+
+def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]:
+    """Train every run that has no record; return the failed runs.
+
+    Raises:
+        StudyError: a data set cannot be prepared.
+    """
+    pending = [r for r in runs if not r.done]
+    skipped = len(runs) - len(pending)
+    if skipped:
+        echo(f'{skipped} run(s) already recorded: skipped')
+    if not pending:
+        return []
+    metas = prepare_data(pending, options.quick, options.data_root, echo)
+    code = code_state(options.root)
+    if code.get('dirty'):
+        echo('warning: mmdet_ghm/, configs/ or tools/ have uncommitted changes; the records '
+             'will say so (dirty: true)')
+    env = dict(os.environ)
+    env['PYTHONPATH'] = options.root + os.pathsep + env.get('PYTHONPATH', '')
+    env['OMP_NUM_THREADS'] = str(options.threads)
+    todo_weight = sum(r.weight for r in pending)
+    echo(f'training {len(pending)} run(s), {options.jobs} at a time, '
+         f'{options.threads} thread(s) each')
+    queue, running, failed = list(pending), [], []
+    start = last_status = time.time()
+    try:
+        while queue or running:
+            while queue and len(running) < options.jobs:
+                run = queue.pop(0)
+                _start(run, options, metas, code, env, echo)
+                running.append(run)
+            time.sleep(0.5)
+            now = time.time()
+            for run in list(running):
+                if run.proc.poll() is None and now - last_activity(run) > options.stall_timeout:
+                    echo(f'[{run.tag}] no progress for {options.stall_timeout:.0f} s: killed')
+                    kill(run.proc)
+                if run.proc.poll() is not None:
+                    running.remove(run)
+                    _finish(run, failed, echo)
+            if now - last_status >= options.status_every and (queue or running):
+                last_status = now
+                echo(status_line(pending, running, todo_weight, now - start))
+    finally:
+        for run in running:  # interrupted: leave no orphan behind
+            kill(run.proc)
+    return failed

@@ -1,0 +1,90 @@
+"""The named variants of the synthetic-set study: a config plus overrides.
+
+A variant is one training recipe on the synthetic shapes set: a config file
+(relative to the repository), MMEngine ``merge_from_dict`` overrides, the
+train split's outlier rates and the number of epochs. Seeds are not part of
+a variant; the runner trains each variant once per seed.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+SYNTHETIC = 'configs/synthetic/retinanet_tiny-r18_fpn_{}_synthetic-shapes.py'
+
+# The published GHM-R settings (MMDetection's configs/ghm), reused by the
+# ablations that pair GHM-R with another classification loss.
+GHM_R = dict(_delete_=True, type='GHMRLoss', mu=0.02, bins=10, momentum=0.7,
+             loss_weight=10.0)
+L1 = dict(_delete_=True, type='L1Loss', loss_weight=1.0)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One training recipe of the study.
+
+    Args:
+        name: short key (``ghm``, ``fl-noise0``, ...).
+        label: what a table calls it.
+        config: config path relative to the repository.
+        overrides: ``Config.merge_from_dict`` overrides (``_delete_`` works).
+        noise: outlier rate of each kind in the train split (wrong labels,
+            missing labels, misplaced boxes); ``None``: the set's default (1 %).
+        epochs: training epochs; ``None``: the config's (30).
+        group: the table / plot panel the variant belongs to.
+    """
+
+    name: str
+    label: str
+    config: str
+    overrides: Dict = field(default_factory=dict)
+    noise: Optional[float] = None
+    epochs: Optional[int] = None
+    group: str = 'main'
+
+    def describe(self) -> dict:
+        """JSON-ready description (what a record and ``study.json`` store)."""
+        return dict(name=self.name, label=self.label, config=self.config,
+                    overrides=self.overrides, noise=self.noise, epochs=self.epochs,
+                    group=self.group)
+
+
+def _variants() -> Tuple[Variant, ...]:
+    ghm = SYNTHETIC.format('ghm')
+    fl = SYNTHETIC.format('fl')
+    base = [
+        Variant('ce', 'CE + L1', SYNTHETIC.format('ce')),
+        Variant('fl', 'FL + L1', fl),
+        Variant('ghm', 'GHM-C + GHM-R (published)', ghm),
+        # MMDetection's own GHMC / GHMR with the same settings: the reference row.
+        Variant('ghm-ref', 'mmdet GHMC + GHMR (reference)', ghm, {
+            'model.bbox_head.loss_cls.type': 'GHMC',
+            'model.bbox_head.loss_bbox.type': 'GHMR',
+            'custom_hooks': [],
+        }),
+        Variant('alpha-ce', 'α-balanced CE + L1', SYNTHETIC.format('alpha-ce'), group='families'),
+        Variant('cfl', 'continuous FL |y-p|^2·CE + L1', SYNTHETIC.format('cfl'),
+                group='families'),
+        Variant('ohem', 'OHEM (3:1) + L1', SYNTHETIC.format('ohem'), group='families'),
+        Variant('ghmc-l1', 'GHM-C + L1', ghm, {'model.bbox_head.loss_bbox': L1},
+                group='halves'),
+        Variant('fl-ghmr', 'FL + GHM-R', fl, {'model.bbox_head.loss_bbox': GHM_R},
+                group='halves'),
+    ]
+    for rate, tag in ((0.0, '0'), (0.04, '4')):
+        base += [Variant(f'fl-noise{tag}', f'FL + L1, {tag} % outliers', fl, noise=rate,
+                         group='noise'),
+                 Variant(f'ghm-noise{tag}', f'GHM-C + GHM-R, {tag} % outliers', ghm,
+                         noise=rate, group='noise')]
+    base += [Variant('fl-60e', 'FL + L1, 60 epochs', fl, epochs=60, group='60e'),
+             Variant('ghm-60e', 'GHM-C + GHM-R, 60 epochs', ghm, epochs=60, group='60e')]
+    return tuple(base)
+
+
+VARIANTS: Dict[str, Variant] = {v.name: v for v in _variants()}
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name``; ``KeyError`` lists the known ones."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise KeyError(f'unknown variant {name!r}; known: {", ".join(VARIANTS)}') from None

@@ -1,0 +1,104 @@
+"""Tests of the study's aggregation: mean ± std, curves, tables, README blocks."""
+import json
+import math
+import os.path as osp
+
+import pytest
+
+from mmdet_ghm.study.aggregate import (aggregate, mean_std, render_table, text_table,
+                                       update_readme)
+from mmdet_ghm.study.records import load_records, record_path, write_json_atomic
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def make_record(variant, seed, curve, ap50=0.8, stats=None):
+    """A minimal record: ``curve`` is ``[(epoch, mAP), ...]``, the last is final."""
+    return dict(variant=variant, seed=seed, bbox_mAP=curve[-1][1],
+                final=dict(bbox_mAP=curve[-1][1], AP50=ap50),
+                val_curve=[dict(epoch=e, bbox_mAP=m) for e, m in curve],
+                ghm_stats=stats or [], s_per_iter=0.2, epochs=30,
+                code=dict(commit='abc', dirty=False), env=dict(date='2026-11-29'))
+
+
+def test_mean_std_is_the_sample_std():
+    stat = mean_std([0.5, 0.6, 0.7])
+    assert stat['n'] == 3
+    assert stat['mean'] == pytest.approx(0.6)
+    assert stat['std'] == pytest.approx(0.1)  # ddof=1: sqrt(0.02 / 2)
+    assert mean_std([0.4]) == dict(mean=0.4, std=None, n=1)
+    assert mean_std([]) == dict(mean=None, std=None, n=0)
+    assert mean_std([0.2, None, 0.4])['mean'] == pytest.approx(0.3)
+
+
+def test_aggregate_gives_means_curves_and_runs():
+    records = [make_record('fl', s, [(10, 0.1 * (s + 1)), (30, 0.5 + 0.1 * s)], ap50=0.7 + s / 10,
+                           stats=[dict(epoch=1, **{'cls/regions': 10.0 + s}),
+                                  dict(epoch=30, **{'cls/regions': 20.0 + s})])
+               for s in (2, 0, 1)] + [make_record('ghm', 0, [(10, 0.2), (30, 0.4)])]
+    study = aggregate(records)
+    assert list(study['variants']) == ['fl', 'ghm']
+    fl = study['variants']['fl']
+    assert fl['n'] == 3 and fl['mean'] == pytest.approx(0.6) and fl['std'] == pytest.approx(0.1)
+    assert fl['AP50']['mean'] == pytest.approx(0.8)
+    assert [r['seed'] for r in fl['runs']] == [0, 1, 2]
+    assert [r['bbox_mAP'] for r in fl['runs']] == pytest.approx([0.5, 0.6, 0.7])
+    assert [p['epoch'] for p in fl['curve']] == [10, 30]
+    assert fl['curve'][0]['mean'] == pytest.approx(0.2) and fl['curve'][0]['n'] == 3
+    assert fl['ghm_stats']['first_epoch']['cls/regions'] == pytest.approx(11.0)
+    assert fl['ghm_stats']['last_epoch']['cls/regions'] == pytest.approx(21.0)
+    assert fl['label'] == 'FL + L1' and fl['group'] == 'main'
+    ghm = study['variants']['ghm']
+    assert ghm['n'] == 1 and ghm['std'] is None and ghm['mean'] == pytest.approx(0.4)
+    json.dumps(study)  # JSON-ready
+
+
+def test_tables_and_readme_blocks():
+    study = aggregate([make_record('fl', s, [(10, 0.3), (20, 0.4), (30, 0.5 + s / 10)])
+                       for s in (0, 1)] + [make_record('fl-noise0', 0, [(30, 0.66)])])
+    table = render_table(study, 'main')
+    assert '| `fl`: FL + L1 | 2 | 0.550 ± 0.071 | 0.800 ± 0.000 | 0.300 ± 0.000 ' \
+           '| 0.400 ± 0.000 | [runs](docs/results/runs/fl/) |' in table
+    assert 'fl-noise0' not in table
+    assert '0.660' in render_table(study, 'noise')
+    assert render_table(study, '60e') == '_No runs recorded yet._'
+    text = ('intro\n<!-- study:main:begin -->\nold table\n<!-- study:main:end -->\nmiddle\n'
+            '<!-- study:noise:begin -->\n\n<!-- study:noise:end -->\nend\n')
+    updated = update_readme(text, study)
+    assert 'old table' not in updated
+    assert updated.startswith('intro\n<!-- study:main:begin -->\n| variant |')
+    assert '\nmiddle\n' in updated and updated.endswith('<!-- study:noise:end -->\nend\n')
+    assert update_readme(updated, study) == updated  # idempotent
+    assert '0.550 ± 0.071' in text_table(study)
+
+
+def test_records_round_trip(tmp_path):
+    for seed in (1, 0):
+        write_json_atomic(record_path(str(tmp_path), 'ce', seed),
+                          make_record('ce', seed, [(30, 0.3 + seed)]))
+    loaded = load_records(str(tmp_path))
+    assert [(r['variant'], r['seed']) for r in loaded] == [('ce', 0), ('ce', 1)]
+    assert loaded[0]['record'] == osp.join('ce', 'seed0.json')
+    (tmp_path / 'ce' / 'seed2.json').write_text('{"variant": "ce"}')
+    with pytest.raises(ValueError, match='seed2.json is not a study record'):
+        load_records(str(tmp_path))
+
+
+def test_committed_study_matches_its_records_and_the_readme():
+    """docs/results/study.json is the aggregate of the committed records, and the
+    README's study tables are generated from it."""
+    study_path = osp.join(REPO, 'docs', 'results', 'study.json')
+    with open(study_path) as f:
+        study = json.load(f)
+    records = load_records(osp.join(REPO, 'docs', 'results', 'runs'))
+    assert records, 'no committed records'
+    assert json.loads(json.dumps(aggregate(records))) == study, \
+        'study.json is stale: run python3 tools/study.py --aggregate'
+    with open(osp.join(REPO, 'README.md')) as f:
+        readme = f.read()
+    assert '<!-- study:main:begin -->' in readme
+    assert update_readme(readme, study) == readme, \
+        'README study tables are stale: run python3 tools/study.py --aggregate'
+    for name, variant in study['variants'].items():
+        assert variant['n'] == len(variant['runs'])
+        assert all(not math.isnan(r['bbox_mAP']) for r in variant['runs'])
