@@ -7,6 +7,7 @@ accelerator, or inside ``torch.compile``, an asynchronous device assertion is
 queued instead, so the check costs no host synchronisation and fails at the
 next point the host waits for the device anyway.
 """
+import math
 import numbers
 from typing import Optional
 
@@ -129,3 +130,32 @@ def resolve_reduction(reduction: str, reduction_override: Optional[str]) -> str:
     if reduction_override is None:
         return reduction
     return check_reduction(reduction_override, 'reduction_override')
+
+
+def check_flag(name: str, value) -> bool:
+    """``True`` or ``False`` (``global_density``, ``ema_bias_correction``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f'{name} must be True or False, got {value!r}')
+    return value
+
+
+def check_weight_cap(weight_cap) -> Optional[float]:
+    """``None`` (no cap) or a finite real number > 0."""
+    if weight_cap is None:
+        return None
+    if isinstance(weight_cap, bool) or not isinstance(weight_cap, numbers.Real):
+        raise TypeError(f'weight_cap must be None or a number > 0, got {weight_cap!r}')
+    if not (math.isfinite(weight_cap) and weight_cap > 0):
+        raise ValueError(f'weight_cap must be a finite number > 0 (or None for no cap), '
+                         f'got {weight_cap}')
+    return float(weight_cap)
+
+
+def check_warmup(warmup) -> int:
+    """A non-negative integer number of training iterations (0: no warm-up)."""
+    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral):
+        raise TypeError(f'warmup must be a non-negative integer (training iterations), '
+                        f'got {warmup!r} of type {type(warmup).__name__}')
+    if warmup < 0:
+        raise ValueError(f'warmup must be >= 0 (0: no warm-up), got {warmup}')
+    return int(warmup)

@@ -21,7 +21,7 @@ from mmdet.registry import MODELS
 from .checks import check_float_tensor, check_labels, check_weight_shape
 from .fused import fused
 from .ghm_c_softmax import ghm_c_softmax_loss
-from .gradient_density import EPS, compute_dtype, harmonize, region_index
+from .gradient_density import EPS, HarmonizeOptions, compute_dtype, harmonize, region_index
 from .harmonized_loss import HarmonizedLoss
 
 
@@ -102,7 +102,8 @@ def ghm_c_loss(pred: Tensor,
                momentum: float = 0.0,
                reduction: str = 'mean',
                stats: Optional[Tensor] = None,
-               global_density: bool = False) -> Tensor:
+               global_density: bool = False,
+               options: Optional[HarmonizeOptions] = None) -> Tensor:
     """GHM-C loss (functional core of :class:`GHMCLoss`).
 
     Args:
@@ -122,13 +123,15 @@ def ghm_c_loss(pred: Tensor,
             counts and weights (see :func:`accumulate_region_stats`).
         global_density (bool): count regions over all processes (see
             :func:`harmonize`).
+        options (HarmonizeOptions | None): bias correction, weight cap,
+            warm-up (see :func:`harmonize`); ``None``: as published.
 
     Returns:
         Tensor: float32 loss.
     """
     index = ghmc_region_index(pred.detach(), target, label_weight, edges)
     weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
-                                   global_density)
+                                   global_density, options)
     if reduction == 'none':
         return ghmc_elementwise(pred, target, index, weights)
     if pred.numel() == 0:  # keep the graph connected
@@ -162,11 +165,21 @@ class GHMCLoss(HarmonizedLoss):
         global_density (bool): estimate the gradient density over the
             batches of all processes (see :class:`HarmonizedLoss`).
             Defaults to False.
+        ema_bias_correction (bool): density ``S_j / (1 - m**t_j)``.
+            Defaults to False (as published).
+        weight_cap (float, optional): ``beta_j <- min(beta_j, weight_cap)``.
+            Defaults to None (no cap, as published).
+        warmup (int): training iterations of the blend from uniform to GHM
+            weights (needs ``GHMWarmupHook``). Defaults to 0 (as published).
+            See :class:`HarmonizedLoss` for all three.
     """
 
     def __init__(self, bins=10, momentum=0, use_sigmoid=True, loss_weight=1.0,
-                 reduction='mean', global_density=False):
-        super().__init__(bins, momentum, 1.0 + 1e-6, loss_weight, reduction, global_density)
+                 reduction='mean', global_density=False, ema_bias_correction=False,
+                 weight_cap=None, warmup=0):
+        super().__init__(bins, momentum, 1.0 + 1e-6, loss_weight, reduction, global_density,
+                         ema_bias_correction=ema_bias_correction, weight_cap=weight_cap,
+                         warmup=warmup)
         if not isinstance(use_sigmoid, bool):
             raise TypeError(f'use_sigmoid must be True or False, got {use_sigmoid!r}')
         self.use_sigmoid = use_sigmoid
@@ -202,7 +215,8 @@ class GHMCLoss(HarmonizedLoss):
                              f'{tuple(pred.shape)}, got {tuple(target.shape)}')
         check_weight_shape('label_weight', label_weight, pred, allow_rows=True)
         loss = ghm_c_loss(pred, target, label_weight, self.edges, self.acc_sum,
-                          self.momentum, reduction, self.region_stats, self.global_density)
+                          self.momentum, reduction, self.region_stats, self.global_density,
+                          self.harmonize_options())
         return loss * self.loss_weight
 
     def _softmax_forward(self, pred, labels, label_weight, reduction):
@@ -215,7 +229,7 @@ class GHMCLoss(HarmonizedLoss):
                              f'got {tuple(label_weight.shape)}')
         loss = ghm_c_softmax_loss(pred, labels, label_weight, self.edges, self.acc_sum,
                                   self.momentum, reduction, self.region_stats,
-                                  self.global_density)
+                                  self.global_density, self.harmonize_options())
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:

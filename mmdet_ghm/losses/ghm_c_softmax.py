@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .gradient_density import EPS, compute_dtype, harmonize, region_index
+from .gradient_density import EPS, HarmonizeOptions, compute_dtype, harmonize, region_index
 
 
 def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
@@ -37,14 +37,15 @@ def ghm_c_softmax_loss(pred: Tensor,
                        momentum: float = 0.0,
                        reduction: str = 'mean',
                        stats: Optional[Tensor] = None,
-                       global_density: bool = False) -> Tensor:
+                       global_density: bool = False,
+                       options: Optional[HarmonizeOptions] = None) -> Tensor:
     """Softmax GHM-C loss.
 
     Args:
         pred (Tensor): logits ``(N, C + 1)``; the last class is background.
         labels (Tensor): integer labels ``(N,)`` in ``[0, C]``.
         label_weight (Tensor | None): ``(N,)``; rows with weight > 0 count.
-        edges, acc_sum, momentum, stats, global_density: as in
+        edges, acc_sum, momentum, stats, global_density, options: as in
             :func:`mmdet_ghm.losses.ghm_c.ghm_c_loss`.
         reduction (str): ``'none'`` (``(N,)``), ``'sum'`` or ``'mean'``.
 
@@ -57,7 +58,7 @@ def ghm_c_softmax_loss(pred: Tensor,
                  else label_weight > 0)
         index = region_index(g, valid, edges)
     weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
-                                   global_density)
+                                   global_density, options)
     ce = F.cross_entropy(pred.to(compute_dtype(pred)), labels.long(), reduction='none')
     loss = weights[index.long()] * ce
     if reduction == 'none':

@@ -16,7 +16,7 @@ from mmdet.registry import MODELS
 from .checks import check_float_tensor, check_positive, check_weight_shape
 from .fused import fused
 from .ghm_c import valid_mask
-from .gradient_density import EPS, compute_dtype, harmonize, region_index
+from .gradient_density import EPS, HarmonizeOptions, compute_dtype, harmonize, region_index
 from .harmonized_loss import HarmonizedLoss
 
 
@@ -97,7 +97,8 @@ def ghm_r_loss(pred: Tensor,
                momentum: float = 0.0,
                reduction: str = 'mean',
                stats: Optional[Tensor] = None,
-               global_density: bool = False) -> Tensor:
+               global_density: bool = False,
+               options: Optional[HarmonizeOptions] = None) -> Tensor:
     """GHM-R loss (functional core of :class:`GHMRLoss`).
 
     Args:
@@ -115,6 +116,8 @@ def ghm_r_loss(pred: Tensor,
             counts and weights (see :func:`accumulate_region_stats`).
         global_density (bool): count regions over all processes (see
             :func:`harmonize`).
+        options (HarmonizeOptions | None): bias correction, weight cap,
+            warm-up (see :func:`harmonize`); ``None``: as published.
 
     Returns:
         Tensor: float32 loss.
@@ -125,7 +128,7 @@ def ghm_r_loss(pred: Tensor,
     else:
         total = label_weight.detach().float().sum()
     weights, total = harmonize(index, edges.numel() - 1, total, acc_sum, momentum, stats,
-                               global_density)
+                               global_density, options)
     if reduction == 'none':
         return ghmr_elementwise(pred, target, index, weights, mu)
     if pred.numel() == 0:  # keep the graph connected
@@ -154,11 +157,20 @@ class GHMRLoss(HarmonizedLoss):
         global_density (bool): estimate the gradient density over the
             batches of all processes (see :class:`HarmonizedLoss`).
             Defaults to False.
+        ema_bias_correction (bool): density ``S_j / (1 - m**t_j)``.
+            Defaults to False (as published).
+        weight_cap (float, optional): ``beta_j <- min(beta_j, weight_cap)``.
+            Defaults to None (no cap, as published).
+        warmup (int): training iterations of the blend from uniform to GHM
+            weights (needs ``GHMWarmupHook``). Defaults to 0 (as published).
+            See :class:`HarmonizedLoss` for all three.
     """
 
     def __init__(self, mu=0.02, bins=10, momentum=0, loss_weight=1.0, reduction='mean',
-                 global_density=False):
-        super().__init__(bins, momentum, 1e3, loss_weight, reduction, global_density)
+                 global_density=False, ema_bias_correction=False, weight_cap=None, warmup=0):
+        super().__init__(bins, momentum, 1e3, loss_weight, reduction, global_density,
+                         ema_bias_correction=ema_bias_correction, weight_cap=weight_cap,
+                         warmup=warmup)
         self.mu = check_positive('mu', mu)
 
     def forward(self, pred: Tensor, target: Tensor, label_weight: Optional[Tensor] = None,
@@ -184,7 +196,8 @@ class GHMRLoss(HarmonizedLoss):
                              f'got {tuple(target.shape)}')
         check_weight_shape('label_weight', label_weight, pred, allow_rows=False)
         loss = ghm_r_loss(pred, target, label_weight, self.edges, self.mu, self.acc_sum,
-                          self.momentum, reduction, self.region_stats, self.global_density)
+                          self.momentum, reduction, self.region_stats, self.global_density,
+                          self.harmonize_options())
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:

@@ -8,7 +8,7 @@ and free of host synchronisation: counts stay on the device as int64 tensors
 nothing returns a data-dependent shape. Region index ``M`` is a sentinel for
 invalid (ignored) elements; it is counted but never weighted.
 """
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -20,6 +20,33 @@ from ..utils.torch_compat import is_compiling
 MAX_BINS = 254
 # MMDetection's weight_reduce_loss adds it to avg_factor; kept for parity.
 EPS = torch.finfo(torch.float32).eps
+
+
+class HarmonizeOptions(NamedTuple):
+    """Options beyond the published GHM, all off by default (see :func:`harmonize`).
+
+    Attributes:
+        ema_updates (Tensor | None): ``(bins,)`` int64 count ``t_j`` of the EMA
+            updates of each region (updated in place). Given, the density is
+            the bias-corrected EMA ``S_j / (1 - m**t_j)``
+            (:func:`debiased_density`); needs ``momentum > 0``.
+        weight_cap (float | None): upper bound on each region's weight,
+            ``beta_j <- min(beta_j, weight_cap)`` (:func:`region_weights`).
+        warmup (int): number of training iterations ``K`` over which weights
+            blend from uniform (1) to GHM; 0: off.
+        warmup_iter (Tensor | None): int64 scalar, the current training
+            iteration ``t`` (required when ``warmup > 0``); the blend factor is
+            ``min(1, t / K)``, computed on the device.
+    """
+
+    ema_updates: Optional[Tensor] = None
+    weight_cap: Optional[float] = None
+    warmup: int = 0
+    warmup_iter: Optional[Tensor] = None
+
+
+#: The published behaviour: no option on.
+PUBLISHED = HarmonizeOptions()
 
 
 def compute_dtype(tensor: Tensor) -> torch.dtype:
@@ -96,44 +123,94 @@ def region_counts(index: Tensor, bins: int) -> Tensor:
     return counts
 
 
-def update_density(counts: Tensor, acc_sum: Tensor, momentum: float) -> Tensor:
+def update_density(counts: Tensor, acc_sum: Tensor, momentum: float,
+                   ema_updates: Optional[Tensor] = None) -> Tensor:
     """Gradient density per region after this batch, ``(bins,)`` float32.
 
     Without momentum the density is the region count ``R_j``. With momentum
     ``m`` the EMA ``S_j = m * S_j + (1 - m) * R_j`` is updated in place, only
-    for non-empty regions (as the reference does), and returned.
+    for non-empty regions (as the reference does), and returned. With
+    ``ema_updates`` (bias correction, off in the reference) the update count
+    ``t_j`` of each non-empty region is incremented in place and the
+    bias-corrected EMA of :func:`debiased_density` is returned instead.
 
     Args:
         counts (Tensor): ``(bins + 1,)`` int64 from :func:`region_counts`.
         acc_sum (Tensor | None): ``(bins,)`` float32 EMA buffer; ``None`` when
             ``momentum == 0``.
         momentum (float): in [0, 1).
+        ema_updates (Tensor | None): ``(bins,)`` int64 update counts ``t_j``.
     """
     region = counts[:-1].to(torch.float32)
     if momentum <= 0:
         return region
     updated = momentum * acc_sum + (1 - momentum) * region
     acc_sum.copy_(torch.where(counts[:-1] > 0, updated, acc_sum))
+    if ema_updates is not None:
+        ema_updates.add_((counts[:-1] > 0).to(ema_updates.dtype))
+        return debiased_density(acc_sum, ema_updates, momentum)
     return acc_sum
 
 
-def region_weights(counts: Tensor, density: Tensor, total: Tensor) -> Tensor:
+def debiased_density(acc_sum: Tensor, ema_updates: Tensor, momentum: float) -> Tensor:
+    """Bias-corrected EMA ``S_j / (1 - m**t_j)``, ``(bins,)`` float32.
+
+    The EMA starts at zero, so after its first update a region's ``S_j`` is
+    ``(1 - m) * R_j`` and its weight ``1 / (1 - m)`` times too large (4x at
+    the published ``m = 0.75``). Dividing by ``1 - m**t_j``, with ``t_j`` the
+    number of updates region ``j`` has had (regions are updated only when
+    non-empty), makes the estimate an average of the counts seen so far:
+    ``R_j`` after one update, ``(m R_j' + R_j) / (1 + m)`` after two, and the
+    plain EMA once ``m**t_j`` vanishes. Regions never updated keep ``S_j = 0``.
+    The correction is computed in float64 (``bins`` numbers).
+    """
+    correction = 1 - torch.pow(momentum, ema_updates.to(torch.float64))
+    seen = ema_updates > 0
+    correction = torch.where(seen, correction, torch.ones_like(correction))
+    return (acc_sum.to(torch.float64) / correction).to(acc_sum.dtype)
+
+
+def region_weights(counts: Tensor, density: Tensor, total: Tensor,
+                   weight_cap: Optional[float] = None,
+                   warmup_lambda: Optional[Tensor] = None) -> Tensor:
     """Harmonizing weight of each region, ``(bins + 1,)`` float32.
 
     ``beta_j = total / (density_j * n)`` for the ``n`` non-empty regions of
-    this batch; empty regions and the invalid sentinel get 0.
+    this batch; empty regions and the invalid sentinel get 0. Options (off
+    in the reference), applied in this order to non-empty regions:
+
+    * ``weight_cap``: ``beta_j <- min(beta_j, weight_cap)``;
+    * ``warmup_lambda`` ``lam``: ``w_j = (1 - lam) * 1 + lam * beta_j``.
 
     Args:
         counts (Tensor): ``(bins + 1,)`` int64 region counts.
         density (Tensor): ``(bins,)`` float32 from :func:`update_density`.
         total (Tensor): float32 scalar, the normaliser ``N`` of the loss.
+        weight_cap (float | None): upper bound on ``beta_j``.
+        warmup_lambda (Tensor | None): float32 scalar ``lam`` in [0, 1]
+            (:func:`warmup_factor`).
     """
     non_empty = counts[:-1] > 0
     num_non_empty = non_empty.sum().clamp(min=1).to(torch.float32)
     safe_density = torch.where(non_empty, density, torch.ones_like(density))
     weights = torch.where(non_empty, total / safe_density / num_non_empty,
                           torch.zeros_like(density))
+    if weight_cap is not None:
+        weights = weights.clamp(max=weight_cap)
+    if warmup_lambda is not None:
+        weights = torch.where(non_empty, (1 - warmup_lambda) + warmup_lambda * weights,
+                              torch.zeros_like(density))
     return torch.cat([weights, weights.new_zeros(1)])
+
+
+def warmup_factor(warmup_iter: Tensor, warmup: int) -> Tensor:
+    """Blend factor ``lam = min(1, t / K)``, float32 scalar, on ``warmup_iter``'s device.
+
+    Args:
+        warmup_iter (Tensor): int64 scalar, the training iteration ``t >= 0``.
+        warmup (int): ``K > 0`` iterations.
+    """
+    return (warmup_iter.to(torch.float32) / warmup).clamp(max=1)
 
 
 def accumulate_region_stats(stats: Tensor, counts: Tensor, weights: Tensor) -> None:
@@ -174,7 +251,8 @@ def harmonize(index: Tensor,
               acc_sum: Optional[Tensor],
               momentum: float,
               stats: Optional[Tensor] = None,
-              global_density: bool = False) -> Tuple[Tensor, Tensor]:
+              global_density: bool = False,
+              options: Optional[HarmonizeOptions] = None) -> Tuple[Tensor, Tensor]:
     """From region indices to per-region weights: count, (all-reduce), EMA, weigh.
 
     Args:
@@ -189,6 +267,8 @@ def harmonize(index: Tensor,
             weights are then multiplied by the world size, so that after DDP
             averages the gradients they equal those of one process that sees
             the whole batch.
+        options (HarmonizeOptions | None): bias-corrected EMA, weight cap,
+            warm-up (see :class:`HarmonizeOptions`); ``None``: as published.
 
     Returns:
         tuple: weights ``(bins + 1,)`` float32 and the normaliser
@@ -201,8 +281,14 @@ def harmonize(index: Tensor,
     if global_density:
         counts, total, world_size = all_reduce_density(counts, total)
     total = total.clamp(min=1)
-    density = update_density(counts, acc_sum, momentum)
-    weights = region_weights(counts, density, total)
+    options = PUBLISHED if options is None else options
+    if options.ema_updates is not None and momentum <= 0:
+        raise ValueError(f'EMA bias correction needs momentum > 0, got momentum={momentum}')
+    if options.warmup and options.warmup_iter is None:
+        raise ValueError(f'warmup={options.warmup} needs warmup_iter, the training iteration')
+    density = update_density(counts, acc_sum, momentum, options.ema_updates)
+    lam = warmup_factor(options.warmup_iter, options.warmup) if options.warmup else None
+    weights = region_weights(counts, density, total, options.weight_cap, lam)
     if stats is not None:
         accumulate_region_stats(stats, counts, weights)
     if world_size > 1:
