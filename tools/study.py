@@ -51,6 +51,10 @@ def parse_args(argv=None):
                         help='README whose study blocks to regenerate (default: README.md '
                         'when --records is the default)')
     parser.add_argument('--list', action='store_true', help='list the variants and exit')
+    parser.add_argument('--reproduce', nargs=2, metavar=('VARIANT', 'SEED'), default=None,
+                        help='train one recorded run again (record under '
+                        'docs/results/reproductions/) and compare its mAP with the record '
+                        'and with the spread over seeds of its variant')
     args = parser.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
@@ -61,8 +65,13 @@ def parse_args(argv=None):
         parser.error(f'--jobs and --threads must be >= 1, got {args.jobs}, {args.threads}')
     if any(s < 0 for s in args.seeds):
         parser.error(f'--seeds must be >= 0, got {args.seeds}')
-    if not (args.variants or args.aggregate or args.list):
-        parser.error('give --variants, --aggregate or --list')
+    if args.reproduce:
+        if args.reproduce[0] not in VARIANTS or not args.reproduce[1].isdigit():
+            parser.error(f'--reproduce takes a known variant and a seed, got {args.reproduce}')
+        if args.variants:
+            parser.error('--reproduce runs one recorded run; give no --variants')
+    if not (args.variants or args.aggregate or args.list or args.reproduce):
+        parser.error('give --variants, --aggregate, --reproduce or --list')
     return args
 
 
@@ -89,6 +98,37 @@ def write_outputs(records_dir: str, readme) -> dict:
     return study
 
 
+def reproduce(variant: str, seed: int, records: str, options) -> int:
+    """Train a recorded run again and compare; 0 when within the variant's spread."""
+    from mmdet_ghm.study.aggregate import mean_std
+    from mmdet_ghm.study.records import load_records, read_record, record_path
+    from mmdet_ghm.study.runner import plan, run_grid
+    from mmdet_ghm.study.variants import VARIANTS
+    import dataclasses
+    path = record_path(records, variant, seed)
+    if not osp.isfile(path):
+        print(f'error: no record {path} to reproduce', file=sys.stderr)
+        return 2
+    original = read_record(path)
+    spread = mean_std([r['bbox_mAP'] for r in load_records(records) if r['variant'] == variant])
+    again_dir = osp.join(osp.dirname(records.rstrip('/')), 'reproductions')
+    again_path = record_path(again_dir, variant, seed)
+    if osp.exists(again_path):
+        print(f'error: {again_path} exists; move it away to reproduce again', file=sys.stderr)
+        return 2
+    options = dataclasses.replace(options, work_dir=osp.join(options.work_dir, 'reproductions'))
+    if run_grid(plan([VARIANTS[variant]], [seed], again_dir), options):
+        return 1
+    again = read_record(again_path)
+    diff = again['bbox_mAP'] - original['bbox_mAP']
+    tolerance = spread['std'] or 0.0
+    print(f'{variant} seed {seed}: recorded bbox mAP {original["bbox_mAP"]:.4f} '
+          f'(commit {original["code"]["commit"][:10]}), again {again["bbox_mAP"]:.4f} '
+          f'(commit {again["code"]["commit"][:10]}): difference {diff:+.4f}; the variant\'s '
+          f'std over {spread["n"]} seeds is {tolerance:.4f}')
+    return 0 if abs(diff) <= tolerance else 1
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmdet_ghm.study.aggregate import text_table
@@ -110,11 +150,17 @@ def main(argv=None) -> int:
     data_root = osp.abspath(args.data_root) if args.data_root else None
     os.chdir(REPO)
     failed = []
+    options = GridOptions(root=REPO, work_dir=work_dir, jobs=args.jobs, threads=args.threads,
+                          quick=args.quick, data_root=data_root,
+                          stall_timeout=args.stall_timeout)
+    if args.reproduce:
+        try:
+            return reproduce(args.reproduce[0], int(args.reproduce[1]), records, options)
+        except StudyError as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
     if args.variants:
         runs = plan([VARIANTS[v] for v in args.variants], args.seeds, records)
-        options = GridOptions(root=REPO, work_dir=work_dir, jobs=args.jobs,
-                              threads=args.threads, quick=args.quick, data_root=data_root,
-                              stall_timeout=args.stall_timeout)
         try:
             failed = run_grid(runs, options)
         except StudyError as error:

@@ -114,3 +114,8 @@ def test_study_quick_records_and_resumes(tmp_path):
     assert 'ghm-ref' in out
     again = _run(args)
     assert '2 run(s) already recorded: skipped' in again and 'start' not in again
+    # the same run trained again gives the same mAP (one seed: no spread allowed)
+    out = _run(args[:1] + ['--quick', '--reproduce', 'ghm', '0'] + args[7:])
+    assert f'recorded bbox mAP {record["bbox_mAP"]:.4f}' in out and 'difference +0.0000' in out
+    again = json.load(open(tmp_path / 'results' / 'reproductions' / 'ghm' / 'seed0.json'))
+    assert again['val_curve'] == record['val_curve']
