@@ -7,7 +7,6 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmdet_ghm  # noqa: F401
-from mmdet_ghm.models import GHMSSDHead
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
@@ -42,21 +41,21 @@ def test_trains_a_few_iterations_with_softmax_ghmc(name, tmp_path, eager_kernels
     runner = Runner.from_cfg(tiny_config(name, tmp_path))
     loss_cls = classification_loss(runner.model)
     assert type(loss_cls).__name__ == 'GHMCLoss' and loss_cls.use_sigmoid is False
+    calls = []
+    loss_cls.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     before = [p.detach().clone() for p in runner.model.parameters()]
     runner.train()
+    # one call per iteration over the batch's 4 images (SSD: all anchors; Faster R-CNN: the
+    # sampled RoIs), so the EMA is updated once per iteration
+    assert len(calls) == 4
+    if name == 'ssd':
+        head = runner.model.bbox_head
+        # 4 images of 128 px: feature maps 16, 8 and 4 px wide
+        assert set(calls) == {4 * sum(head.prior_generator.num_base_priors[i] * (16 >> i) ** 2
+                                      for i in range(3))}
     assert (loss_cls.acc_sum > 0).sum() >= 2  # the EMA saw several regions
     history = runner.message_hub.get_scalar('train/loss_cls').data[0]
     assert len(history) == 4 and all(torch.isfinite(torch.tensor(history)))
     assert all(v > 0 for v in history)
     moved = sum(not torch.equal(a, b.detach()) for a, b in zip(before, runner.model.parameters()))
     assert moved > len(before) // 2
-
-
-def test_ghm_ssd_head_rejects_a_sigmoid_loss():
-    with pytest.raises(ValueError, match='use_sigmoid=False'):
-        GHMSSDHead(num_classes=5, in_channels=(32, 32, 32),
-                   anchor_generator=dict(
-                       type='SSDAnchorGenerator', scale_major=False, input_size=128,
-                       strides=[8, 16, 32], ratios=([2], [2, 3], [2, 3]),
-                       min_sizes=[12, 24, 48], max_sizes=[24, 48, 96]),
-                   loss_cls=dict(type='GHMCLoss', use_sigmoid=True))
