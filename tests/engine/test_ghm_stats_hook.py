@@ -29,7 +29,7 @@ HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
 # --------------------------------------------------------------------------
 
 def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
-    """Counts, weight share and final EMA of one iteration's loss calls."""
+    """Counts, weight share, final EMA and total weights of one iteration's loss calls."""
     bins = len(edges) - 1
     counts_total, weight_total = np.zeros(bins), np.zeros(bins)
     density = acc_sum.double().numpy().copy() if acc_sum is not None else None
@@ -57,7 +57,7 @@ def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
         beta = np.where(counts > 0, total / np.where(counts > 0, dens, 1) / n, 0)
         counts_total += counts
         weight_total += counts * beta
-    return counts_total, weight_total / weight_total.sum(), density
+    return counts_total, weight_total / weight_total.sum(), density, weight_total
 
 
 class Recorder(Hook):
@@ -144,7 +144,8 @@ def test_summary_scalars_in_text_log_and_scalars_json(trained):
     assert len(lines) == 2  # iterations 2 and 4
     for line in lines:
         for key in ('ghm_cls/regions', 'ghm_cls/w_easy', 'ghm_cls/w_hard',
-                    'ghm_bbox/regions', 'ghm_bbox/easy_frac'):
+                    'ghm_bbox/regions', 'ghm_bbox/easy_frac', 'ghm_cls/w_hard_half',
+                    'ghm_cls/beta_max', 'ghm_bbox/w_hard_half', 'ghm_bbox/beta_max'):
             assert re.search(rf'{re.escape(key)}: [0-9.]+', line), (key, line)
         assert 'count_00' not in line  # per-region values stay out of the text log
     records = _json_lines(f'{runner.log_dir}/vis_data/scalars.json')
@@ -168,8 +169,8 @@ def test_logged_histogram_equals_direct_computation(trained):
         for name, module, kind, short in (('bbox_head.loss_cls', head.loss_cls, 'cls', 'cls'),
                                           ('bbox_head.loss_bbox', head.loss_bbox, 'reg', 'bbox')):
             assert len(calls[name]) == 3  # one call per FPN level
-            counts, share, density = direct_stats(calls[name], module.edges, module.momentum,
-                                                  start_acc[name], kind)
+            counts, share, density, weights = direct_stats(
+                calls[name], module.edges, module.momentum, start_acc[name], kind)
             rec = records[step]
             got = lambda f: np.array([rec[f'ghm/{name}/{f}_{j:02d}']  # noqa: E731
                                       for j in range(module.bins)])
@@ -184,6 +185,12 @@ def test_logged_histogram_equals_direct_computation(trained):
             hard = np.flatnonzero(counts)[-1]
             assert rec[f'ghm/{name}/hard_region'] == hard
             assert summary[f'ghm_{short}/w_hard'] == pytest.approx(share[hard], rel=1e-5)
+            hard_half = module.edges[:-1].numpy() >= 0.5
+            assert 0 < hard_half.sum() < module.bins
+            assert summary[f'ghm_{short}/w_hard_half'] == pytest.approx(
+                share[hard_half].sum(), rel=1e-5)
+            assert summary[f'ghm_{short}/beta_max'] == pytest.approx(
+                (weights[counts > 0] / counts[counts > 0]).max(), rel=1e-5)
     # the last logged density is the EMA the model ends with
     np.testing.assert_allclose(
         [records[4][f'ghm/bbox_head.loss_cls/density_{j:02d}'] for j in range(30)],
@@ -286,6 +293,9 @@ def test_no_host_copy_between_logging_iterations(eager_kernels, monkeypatch):
         assert hub.get_scalar(f'train/ghm_{name}/regions').current() == (counts > 0).sum()
         assert hub.get_scalar(f'train/ghm_{name}/w_easy').current() == pytest.approx(
             float(summary['weight_share'][0]))
+        for key, field in (('w_hard_half', 'hard_half_share'), ('beta_max', 'beta_max')):
+            assert hub.get_scalar(f'train/ghm_{name}/{key}').current() == pytest.approx(
+                float(summary[field]))
         # only this iteration's statistics: counts of one call
         assert counts.sum() == (120 if name == 'cls' else 80)
 

@@ -1,4 +1,5 @@
 """Training hooks (registered in ``mmengine.registry.HOOKS``)."""
 from .ghm_stats_hook import GHMStatsHook
+from .ghm_warmup_hook import GHMWarmupHook
 
-__all__ = ['GHMStatsHook']
+__all__ = ['GHMStatsHook', 'GHMWarmupHook']

@@ -12,6 +12,10 @@ from mmdet_ghm.losses.harmonized_loss import HarmonizedLoss
 
 #: Summary statistics written to the text log (per GHM loss module).
 SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
+#: Further summary scalars, from :meth:`HarmonizedLoss.region_summary`:
+#: the weight share of the regions with g >= 0.5 and the largest weight
+#: per element (what ``weight_cap`` bounds and warm-up pulls towards 1).
+REGION_SUMMARY_KEYS = {'w_hard_half': 'hard_half_share', 'beta_max': 'beta_max'}
 
 
 def find_harmonized_losses(model: torch.nn.Module) -> List[Tuple[str, HarmonizedLoss]]:
@@ -78,11 +82,15 @@ class GHMStatsHook(Hook):
       ``train/ghm_S/regions`` (non-empty regions), ``.../easy_frac``
       (fraction of elements in region 0), ``.../w_easy`` and ``.../w_hard``
       (share of the total harmonizing weight in region 0 and in the hardest
-      region: the last non-empty one, i.e. the largest gradient norm seen);
+      region: the last non-empty one, i.e. the largest gradient norm seen),
+      ``.../w_hard_half`` (share in the regions of ``g >= 0.5``) and
+      ``.../beta_max`` (largest weight per element of any region, in units
+      of the uniform CE weight);
     * through the visualizer (``scalars.json``, ``ghm_stats.json`` and
       TensorBoard, not the text log), per region ``j``: ``ghm/P/count_j``,
-      ``ghm/P/weight_share_j``, ``ghm/P/density_j`` (the EMA density, or the
-      counts without momentum) and ``ghm/P/hard_region``; TensorBoard also
+      ``ghm/P/weight_share_j``, ``ghm/P/density_j`` (the EMA density,
+      bias-corrected with ``ema_bias_correction``, or the counts without
+      momentum) and ``ghm/P/hard_region``; TensorBoard also
       gets the region histogram ``ghm/P/regions``.
 
     Under distributed training each rank logs its own statistics (rank 0's
@@ -150,13 +158,18 @@ class GHMStatsHook(Hook):
             summary = module.region_summary()
             parts += [summary['counts'].double(), summary['weight_share'].double(),
                       summary['density'].double()]
+            parts += [summary[key].double().reshape(1) for key in REGION_SUMMARY_KEYS.values()]
             sizes.append(module.bins)
         host = torch.cat(parts).cpu().numpy()
         out, start = {}, 0
+        extra = len(REGION_SUMMARY_KEYS)
         for (path, _), bins in zip(self.losses, sizes):
             counts, share, density = host[start:start + 3 * bins].reshape(3, bins)
             out[path] = dict(counts=counts, weight_share=share, density=density)
             start += 3 * bins
+            for key, value in zip(REGION_SUMMARY_KEYS, host[start:start + extra]):
+                out[path][key] = float(value)
+            start += extra
         return out
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -170,6 +183,8 @@ class GHMStatsHook(Hook):
             name = self.names[path]
             for key in SUMMARY_KEYS:
                 runner.message_hub.update_scalar(f'train/ghm_{name}/{key}', summary[key])
+            for key in REGION_SUMMARY_KEYS:
+                runner.message_hub.update_scalar(f'train/ghm_{name}/{key}', stats[key])
             per_region[f'ghm/{path}/hard_region'] = summary['hard_region']
             for field in ('count', 'weight_share', 'density'):
                 values = stats['counts' if field == 'count' else field]
