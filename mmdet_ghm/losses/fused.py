@@ -9,13 +9,22 @@ values and is used when:
 
 * the environment variable ``MMDET_GHM_COMPILE=0`` is set,
 * the caller is itself being compiled (the kernels are then traced inline),
-* compilation fails on this machine (a warning says why, once).
+* ``torch.compile`` does not support this platform or Python version, or
+  compilation fails on this machine (a warning says why, once per kernel).
+
+Only the compiler's own errors (see
+:func:`mmdet_ghm.utils.torch_compat.compiler_errors`) switch a kernel to
+eager; any other error of a call (out of memory, bad inputs) propagates
+unchanged and the kernel stays compiled.
 """
 import functools
 import os
 import warnings
+from collections import Counter
 
 import torch
+
+from ..utils.torch_compat import compile_available, compiler_errors, is_compiling
 
 
 def compile_enabled() -> bool:
@@ -23,26 +32,55 @@ def compile_enabled() -> bool:
     return os.environ.get('MMDET_GHM_COMPILE', '1').lower() not in ('0', 'false', 'no', 'off')
 
 
+def _warn_eager(name: str, reason: str) -> None:
+    warnings.warn(
+        f'mmdet_ghm: compiling {name} failed ({reason}); using the eager kernel, which '
+        'gives the same values more slowly. Set MMDET_GHM_COMPILE=0 to skip the attempt.')
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: first line`` of the error (of its cause, for a backend failure)."""
+    inner = getattr(error, 'inner_exception', None)
+    if isinstance(inner, BaseException):
+        error = inner
+    lines = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {lines[0] if lines else ""}'
+
+
 def fused(fn):
-    """Decorate an element-wise kernel so that it runs compiled when possible."""
+    """Decorate an element-wise kernel so that it runs compiled when possible.
+
+    The wrapper has ``eager`` (the undecorated kernel) and ``calls``, a
+    :class:`collections.Counter` of the calls made outside compilation,
+    by path: ``'compiled'`` or ``'eager'``.
+    """
     state = {'compiled': None, 'failed': False}
+    calls = Counter()
 
     @functools.wraps(fn)
     def wrapper(*args):
-        if torch.compiler.is_compiling() or state['failed'] or not compile_enabled():
+        if is_compiling():
+            return fn(*args)
+        if state['failed'] or not compile_enabled():
+            calls['eager'] += 1
             return fn(*args)
         if state['compiled'] is None:
+            if not compile_available():
+                state['failed'] = True
+                _warn_eager(fn.__name__, 'torch.compile does not support this platform')
+                calls['eager'] += 1
+                return fn(*args)
             state['compiled'] = torch.compile(fn, dynamic=True, fullgraph=True)
         try:
-            return state['compiled'](*args)
-        except Exception as error:  # compiler missing or unsupported backend
+            result = state['compiled'](*args)
+        except compiler_errors() as error:
             state['failed'] = True
-            warnings.warn(
-                f'mmdet_ghm: compiling {fn.__name__} failed '
-                f'({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}); '
-                'using the eager kernel, which gives the same values more slowly. '
-                'Set MMDET_GHM_COMPILE=0 to skip the attempt.')
+            _warn_eager(fn.__name__, _describe(error))
+            calls['eager'] += 1
             return fn(*args)
+        calls['compiled'] += 1
+        return result
 
     wrapper.eager = fn
+    wrapper.calls = calls
     return wrapper
