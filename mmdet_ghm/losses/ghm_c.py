@@ -18,10 +18,11 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .checks import check_float_tensor, check_labels, check_weight_shape
+from .checks import check_float_tensor, check_labels, check_unit_range, check_weight_shape
 from .fused import fused
 from .ghm_c_softmax import ghm_c_softmax_loss
-from .gradient_density import EPS, HarmonizeOptions, compute_dtype, harmonize, region_index
+from .gradient_density import (EPS, HarmonizeOptions, compute_dtype, element_weights, harmonize,
+                               region_index)
 from .harmonized_loss import HarmonizedLoss
 
 
@@ -50,9 +51,13 @@ def valid_mask(label_weight: Optional[Tensor], pred: Tensor) -> Tensor:
 @fused
 def ghmc_region_index(pred: Tensor, target: Tensor, label_weight: Optional[Tensor],
                       edges: Tensor) -> Tensor:
-    """uint8 region of ``|sigmoid(pred) - t|`` per element; ``bins`` if invalid."""
+    """uint8 region of ``|sigmoid(pred) - t|`` per element; ``bins`` if invalid.
+
+    Elements with a non-finite logit are invalid (``sigmoid(inf)`` is finite,
+    but the logit is not).
+    """
     g = (pred.to(compute_dtype(pred)).sigmoid() - binary_targets(target, pred)).abs()
-    return region_index(g, valid_mask(label_weight, pred), edges)
+    return region_index(g, valid_mask(label_weight, pred) & pred.isfinite(), edges)
 
 
 @fused
@@ -60,7 +65,7 @@ def ghmc_elementwise(pred: Tensor, target: Tensor, index: Tensor, weights: Tenso
     """``weights[index] * CE`` per element, float32 (``reduction='none'``)."""
     ce = F.binary_cross_entropy_with_logits(
         pred.to(compute_dtype(pred)), binary_targets(target, pred), reduction='none')
-    return weights[index.long()] * ce
+    return element_weights(weights, index, pred.isfinite()) * ce
 
 
 @fused
@@ -68,7 +73,8 @@ def ghmc_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tens
     """``sum(weights[index] * CE)``, float32 scalar accumulated in float64."""
     ce = F.binary_cross_entropy_with_logits(
         pred.to(compute_dtype(pred)), binary_targets(target, pred), reduction='none')
-    return (weights[index.long()] * ce).double().sum().to(ce.dtype)
+    weight = element_weights(weights, index, pred.isfinite())
+    return (weight * ce).double().sum().to(ce.dtype)
 
 
 @fused
@@ -76,7 +82,8 @@ def ghmc_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
               grad_output: Tensor) -> Tensor:
     """Gradient of ``sum(weights[index] * CE)`` w.r.t. ``pred``, in ``pred``'s dtype."""
     diff = pred.to(compute_dtype(pred)).sigmoid() - binary_targets(target, pred)
-    return (weights[index.long()] * diff * grad_output).to(pred.dtype)
+    weight = element_weights(weights, index, pred.isfinite())
+    return (weight * diff * grad_output).to(pred.dtype)
 
 
 class _WeightedCESum(torch.autograd.Function):
@@ -127,7 +134,8 @@ def ghm_c_loss(pred: Tensor,
             warm-up (see :func:`harmonize`); ``None``: as published.
 
     Returns:
-        Tensor: float32 loss.
+        Tensor: float32 loss; NaN if a logit is not finite (that element
+        counts in no region; its gradient is NaN).
     """
     index = ghmc_region_index(pred.detach(), target, label_weight, edges)
     weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
@@ -150,6 +158,13 @@ class GHMCLoss(HarmonizedLoss):
     ``mmdet.models.losses.GHMC``; the work is O(N) with no host sync. Beyond
     the reference: ``reduction='sum'`` works, weights and sums are float32
     whatever the logits' dtype, and inputs are checked.
+
+    Non-finite logits (NaN, +-inf) never raise: they count in no region, so
+    the EMA ``acc_sum`` stays as if they had been ignored
+    (``label_weight = 0``), and the loss and their gradients are NaN, so an
+    AMP grad scaler skips the step. (The reference also returns NaN for NaN
+    logits and keeps them out of its regions; +-inf logits, whose ``g`` is
+    finite, it does count.)
 
     Args:
         bins (int): number of unit regions ``M``. Defaults to 10.
@@ -213,6 +228,8 @@ class GHMCLoss(HarmonizedLoss):
         elif target.shape != pred.shape:
             raise ValueError(f'target must be labels ({pred.shape[0]},) or binary targets '
                              f'{tuple(pred.shape)}, got {tuple(target.shape)}')
+        else:
+            check_unit_range('target', target)
         check_weight_shape('label_weight', label_weight, pred, allow_rows=True)
         loss = ghm_c_loss(pred, target, label_weight, self.edges, self.acc_sum,
                           self.momentum, reduction, self.region_stats, self.global_density,

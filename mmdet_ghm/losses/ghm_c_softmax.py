@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .gradient_density import EPS, HarmonizeOptions, compute_dtype, harmonize, region_index
+from .gradient_density import (EPS, HarmonizeOptions, compute_dtype, element_weights, harmonize,
+                               region_index)
 
 
 def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
@@ -50,17 +51,18 @@ def ghm_c_softmax_loss(pred: Tensor,
         reduction (str): ``'none'`` (``(N,)``), ``'sum'`` or ``'mean'``.
 
     Returns:
-        Tensor: float32 loss.
+        Tensor: float32 loss; NaN if a row holds a non-finite logit (that row
+        counts in no region; its gradient is NaN).
     """
     with torch.no_grad():
         g = softmax_gradient_norm(pred.detach(), labels)
-        valid = (torch.ones_like(g, dtype=torch.bool) if label_weight is None
-                 else label_weight > 0)
+        finite = pred.detach().isfinite().all(dim=-1)
+        valid = finite if label_weight is None else finite & (label_weight > 0)
         index = region_index(g, valid, edges)
     weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
                                    global_density, options)
     ce = F.cross_entropy(pred.to(compute_dtype(pred)), labels.long(), reduction='none')
-    loss = weights[index.long()] * ce
+    loss = element_weights(weights, index, finite) * ce
     if reduction == 'none':
         return loss
     loss = loss.sum()

@@ -16,7 +16,8 @@ from mmdet.registry import MODELS
 from .checks import check_float_tensor, check_positive, check_weight_shape
 from .fused import fused
 from .ghm_c import valid_mask
-from .gradient_density import EPS, HarmonizeOptions, compute_dtype, harmonize, region_index
+from .gradient_density import (EPS, HarmonizeOptions, compute_dtype, element_weights, harmonize,
+                               region_index)
 from .harmonized_loss import HarmonizedLoss
 
 
@@ -43,31 +44,35 @@ def _diff(pred: Tensor, target: Tensor) -> Tensor:
 @fused
 def ghmr_region_index(pred: Tensor, target: Tensor, label_weight: Optional[Tensor],
                       edges: Tensor, mu: float) -> Tensor:
-    """uint8 region of ``g = |d| / sqrt(d^2 + mu^2)``; ``bins`` if invalid."""
-    g = asl1_gradient(_diff(pred, target), mu).abs()
-    return region_index(g, valid_mask(label_weight, pred), edges)
+    """uint8 region of ``g = |d| / sqrt(d^2 + mu^2)``; ``bins`` if invalid or ``d`` not finite."""
+    diff = _diff(pred, target)
+    g = asl1_gradient(diff, mu).abs()
+    return region_index(g, valid_mask(label_weight, pred) & diff.isfinite(), edges)
 
 
 @fused
 def ghmr_elementwise(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
                      mu: float) -> Tensor:
     """``weights[index] * ASL1`` per element, float32 (``reduction='none'``)."""
-    return weights[index.long()] * authentic_smooth_l1(_diff(pred, target), mu)
+    diff = _diff(pred, target)
+    return element_weights(weights, index, diff.isfinite()) * authentic_smooth_l1(diff, mu)
 
 
 @fused
 def ghmr_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
                       mu: float) -> Tensor:
     """``sum(weights[index] * ASL1)``, float32 scalar accumulated in float64."""
-    loss = authentic_smooth_l1(_diff(pred, target), mu)
-    return (weights[index.long()] * loss).double().sum().to(loss.dtype)
+    diff = _diff(pred, target)
+    loss = element_weights(weights, index, diff.isfinite()) * authentic_smooth_l1(diff, mu)
+    return loss.double().sum().to(loss.dtype)
 
 
 @fused
 def ghmr_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
               grad_output: Tensor, mu: float) -> Tensor:
     """Gradient of ``sum(weights[index] * ASL1)`` w.r.t. ``pred``, float32."""
-    return weights[index.long()] * asl1_gradient(_diff(pred, target), mu) * grad_output
+    diff = _diff(pred, target)
+    return element_weights(weights, index, diff.isfinite()) * asl1_gradient(diff, mu) * grad_output
 
 
 class _WeightedASL1Sum(torch.autograd.Function):
@@ -120,7 +125,8 @@ def ghm_r_loss(pred: Tensor,
             warm-up (see :func:`harmonize`); ``None``: as published.
 
     Returns:
-        Tensor: float32 loss.
+        Tensor: float32 loss; NaN if ``pred - target`` is not finite
+        somewhere (that element counts in no region; its gradient is NaN).
     """
     index = ghmr_region_index(pred.detach(), target.detach(), label_weight, edges, mu)
     if label_weight is None:
@@ -146,6 +152,11 @@ class GHMRLoss(HarmonizedLoss):
     Same arguments, defaults, buffers and values as
     ``mmdet.models.losses.GHMR``; O(N), no host sync, float32 weights and
     sums, ``reduction='sum'`` supported, inputs checked.
+
+    Non-finite predictions or targets (NaN, +-inf) never raise: they count in
+    no region (the EMA ``acc_sum`` stays as if they had been ignored), and the
+    loss and their gradients are NaN, so an AMP grad scaler skips the step.
+    The reference returns NaN too and also keeps them out of its regions.
 
     Args:
         mu (float): Authentic Smooth L1 parameter, > 0. Defaults to 0.02.

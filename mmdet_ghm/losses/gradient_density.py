@@ -72,6 +72,7 @@ def region_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
     ``floor(g * M)`` can be off by one next to an edge, because ``j / M`` is
     rounded to float32; one comparison with each neighbouring edge corrects
     it, so the result equals ``j`` with ``edges[j] <= g < edges[j + 1]``.
+    A non-finite ``g`` (NaN from a NaN or infinite input) is invalid.
 
     Args:
         g (Tensor): gradient norms in [0, 1], float32, any shape.
@@ -80,14 +81,31 @@ def region_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
 
     Returns:
         Tensor: uint8 of ``g``'s shape, in ``[0, M - 1]`` for valid elements
-        and ``M`` for invalid ones.
+        with finite ``g`` and ``M`` for the others.
     """
     bins = edges.numel() - 1
-    guess = (g * bins).floor().clamp(0, bins - 1).to(torch.int64)
+    guess = (g * bins).floor().nan_to_num(0.0).clamp(0, bins - 1).to(torch.int64)
     below = (g < edges[guess]).to(torch.int64)
     above = (g >= edges[guess + 1]).to(torch.int64)
     index = (guess - below + above).clamp(0, bins - 1)
-    return torch.where(valid, index, bins).to(torch.uint8)
+    return torch.where(valid & g.isfinite(), index, bins).to(torch.uint8)
+
+
+def element_weights(weights: Tensor, index: Tensor, finite: Tensor) -> Tensor:
+    """Weight of each element, ``weights[index]``; NaN where the input is not finite.
+
+    A non-finite input counts in no region (:func:`region_index`), and its
+    NaN weight makes its loss and its gradient NaN whatever the loss function
+    gives there (``0 * inf`` is NaN, ``0 * 0`` would not be): the loss is
+    then non-finite, as in MMDetection's ``GHMC``/``GHMR``, and so are the
+    gradients, which is what makes an AMP grad scaler skip the step.
+
+    Args:
+        weights (Tensor): ``(bins + 1,)`` from :func:`region_weights`.
+        index (Tensor): uint8 regions from :func:`region_index`.
+        finite (Tensor): bool, broadcastable to ``index``: the input is finite.
+    """
+    return torch.where(finite, weights[index.long()], float('nan'))
 
 
 def counts_by_bincount(index: Tensor) -> bool:

@@ -98,7 +98,9 @@ def ohem_loss(pred: Tensor,
     """Sigmoid CE over the elements OHEM keeps.
 
     The element loss is ``weight * BCE(sigmoid(pred), t)``; elements are
-    ranked by it (see :func:`ohem_keep_mask`).
+    ranked by it (see :func:`ohem_keep_mask`). A non-finite element loss
+    (NaN or infinite logits; NaN ranks above every number) is kept whatever
+    the selection, so the loss is then non-finite, never an error.
 
     Args:
         pred (Tensor): logits ``(N, C)``.
@@ -125,7 +127,8 @@ def ohem_loss(pred: Tensor,
         return loss.sum() * 0  # keeps the graph connected
     keep = ohem_keep_mask(loss, t > 0, valid_mask(weight, pred), neg_pos_ratio, min_neg,
                           topk)
-    kept = torch.where(keep, loss, torch.zeros_like(loss))
+    # A non-finite element loss is never dropped, so that the loss is non-finite.
+    kept = torch.where(keep | ~loss.isfinite(), loss, torch.zeros_like(loss))
     if reduction == 'none':
         return kept
     total = kept.sum()
