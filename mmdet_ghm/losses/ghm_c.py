@@ -200,18 +200,21 @@ class GHMCLoss(HarmonizedLoss):
         self.use_sigmoid = use_sigmoid
 
     def forward(self, pred: Tensor, target: Tensor, label_weight: Optional[Tensor] = None,
-                avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
+                reduction_override: Optional[str] = None, *, avg_factor=None) -> Tensor:
         """Compute the loss.
+
+        The positional order is the reference ``GHMC.forward``'s; heads pass
+        ``avg_factor`` by keyword.
 
         Args:
             pred (Tensor): logits ``(N, C)`` (softmax: ``(N, C + 1)``).
             target (Tensor): labels ``(N,)`` in ``[0, C]`` or binary ``(N, C)``
-                (softmax: labels only).
+                in [0, 1] (softmax: labels only).
             label_weight (Tensor, optional): ``(N,)`` or ``(N, C)``; > 0 marks
                 valid elements (softmax: ``(N,)``).
-            avg_factor: ignored, as in the reference: the loss normalises by
-                its own count of valid elements.
             reduction_override (str, optional): overrides ``reduction``.
+            avg_factor: keyword only; ignored, as in the reference: the loss
+                normalises by its own count of valid elements.
 
         Returns:
             Tensor: float32 scalar, or ``(N, C)`` (softmax: ``(N,)``) for
