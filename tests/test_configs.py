@@ -283,3 +283,30 @@ def test_readme_lists_every_config_with_published_numbers_only():
             assert published == '-', name
         clip = GHM_CONFIGS[name][2]
         assert row['Grad clip'] == ('-' if clip is None else '35'), name
+
+
+SYNTHETIC_DIR = CONFIG_ROOT / 'synthetic'
+# Synthetic-set GHM option configs: option name -> (loss argument, value),
+# set on both GHM losses of the published synthetic GHM config.
+GHM_OPTION_CONFIGS = {
+    'ghm-debias': ('ema_bias_correction', True),
+    'ghm-cap': ('weight_cap', 100.0),
+    'ghm-warmup': ('warmup', 500),
+}
+
+
+@pytest.mark.parametrize('option', sorted(GHM_OPTION_CONFIGS))
+def test_synthetic_ghm_option_config_changes_one_option(option):
+    attr, value = GHM_OPTION_CONFIGS[option]
+    base = Config.fromfile(str(SYNTHETIC_DIR / 'retinanet_tiny-r18_fpn_ghm_synthetic-shapes.py'))
+    cfg = Config.fromfile(
+        str(SYNTHETIC_DIR / f'retinanet_tiny-r18_fpn_{option}_synthetic-shapes.py'))
+    expected = copy.deepcopy(base.to_dict())
+    for key in ('loss_cls', 'loss_bbox'):
+        expected['model']['bbox_head'][key][attr] = value
+    if attr == 'warmup':  # the loss is told the training iteration by this hook
+        expected['custom_hooks'] = [dict(type='GHMStatsHook'), dict(type='GHMWarmupHook')]
+    assert cfg.to_dict() == expected
+    model = _build(cfg)
+    for key in ('loss_cls', 'loss_bbox'):
+        assert getattr(getattr(model.bbox_head, key), attr) == value
