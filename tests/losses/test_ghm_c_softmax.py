@@ -46,17 +46,48 @@ def test_hand_computed_weights_and_gradient(eager_kernels):
     assert math.isclose(ce[1].item(), math.log(4), rel_tol=1e-6)
 
 
+def hand_weights(logits, labels, label_weight, bins=10):
+    """beta = N / (R_j * n) per valid row (no momentum), 0 for ignored rows; and N."""
+    region = (softmax_gradient_norm(logits, labels) * bins).floor().long().clamp(max=bins - 1)
+    valid = label_weight > 0
+    counts = torch.bincount(region[valid], minlength=bins).float()
+    num_valid, non_empty = valid.sum().float(), (counts > 0).sum().float()
+    beta = torch.where(valid, num_valid / (counts[region] * non_empty), torch.zeros(()))
+    return beta, num_valid, counts
+
+
+def test_reductions_by_hand(eager_kernels):
+    logits, labels = torch.randn(40, 5) * 2, torch.randint(0, 5, (40,))
+    label_weight = (torch.rand(40) > 0.25).float()
+    assert 0 < label_weight.sum() < 40
+    beta, num_valid, counts = hand_weights(logits, labels, label_weight)
+    assert (counts > 0).sum() >= 3  # several regions: weights differ between rows
+    ce = F.cross_entropy(logits, labels, reduction='none')
+    loss = GHMCLoss(bins=10, use_sigmoid=False, loss_weight=2.0)
+    none = loss(logits, labels, label_weight, reduction_override='none')
+    torch.testing.assert_close(none, 2.0 * beta * ce, rtol=1e-5, atol=0)  # per-row weighted CE
+    assert (none[label_weight == 0] == 0).all()
+    total = loss(logits, labels, label_weight, reduction_override='sum')
+    torch.testing.assert_close(total, 2.0 * (beta * ce).sum(), rtol=1e-5, atol=0)
+    mean = loss(logits, labels, label_weight)
+    torch.testing.assert_close(mean, 2.0 * (beta * ce).sum() / num_valid, rtol=1e-5, atol=0)
+    torch.testing.assert_close(total, mean * num_valid, rtol=1e-5, atol=0)
+
+
 def test_ema_and_reductions(eager_kernels):
     loss = GHMCLoss(bins=10, momentum=0.75, use_sigmoid=False)
     logits, labels = torch.randn(30, 5), torch.randint(0, 5, (30,))
+    ones = torch.ones(30)
+    beta, _, counts = hand_weights(logits, labels, ones)
+    ce = F.cross_entropy(logits, labels, reduction='none')
     none = loss(logits, labels, None, reduction_override='none')
-    assert none.shape == (30,)
-    region = (softmax_gradient_norm(logits, labels) * 10).floor().long()
-    expected_acc = 0.25 * torch.bincount(region, minlength=10).float()
-    assert torch.allclose(loss.acc_sum, expected_acc)
+    assert torch.allclose(loss.acc_sum, 0.25 * counts)
+    # density S = 0.25 R: every weight is 4 times the momentum-free one
+    torch.testing.assert_close(none, 4 * beta * ce, rtol=1e-5, atol=0)
     total = loss(logits, labels, None, reduction_override='sum')  # second EMA step
-    assert torch.allclose(loss.acc_sum, expected_acc * 0.75 + expected_acc, rtol=1e-6)
-    assert total.item() > 0
+    assert torch.allclose(loss.acc_sum, 0.25 * counts * 0.75 + 0.25 * counts, rtol=1e-6)
+    # S = 0.4375 R
+    torch.testing.assert_close(total, (beta * ce).sum() / 0.4375, rtol=1e-5, atol=0)
 
 
 def test_gradcheck_float64(eager_kernels):
