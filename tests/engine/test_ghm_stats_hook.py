@@ -372,7 +372,9 @@ def test_no_sync_between_logging_iterations_on_cuda(kernel_mode):
     hook.before_train(runner)
     labels = torch.randint(0, 4, (500,), device='cuda')
     for batch_idx in range(3):
+        runner.iter = batch_idx
         logits = torch.randn(500, 3, device='cuda')
+        start_acc = model.head.loss_cls.acc_sum.clone()
         torch.cuda.synchronize()
         if batch_idx < 2:  # the first call compiles; iterations 0 and 1 are not logged
             torch.cuda.set_sync_debug_mode('error')
@@ -383,4 +385,17 @@ def test_no_sync_between_logging_iterations_on_cuda(kernel_mode):
         finally:
             torch.cuda.set_sync_debug_mode('default')
     assert [step for step, _ in runner.visualizer.calls] == [3]
-    assert runner.visualizer.calls[0][1]['ghm/head.loss_cls/count_00'] >= 0
+    # the logged values are those of the last iteration's call alone
+    logged = runner.visualizer.calls[0][1]
+    loss = model.head.loss_cls
+    counts, share, density = direct_stats([(logits.cpu(), labels.cpu(), torch.ones(500))],
+                                          loss.edges.cpu(), loss.momentum, start_acc.cpu(),
+                                          'cls')[:3]
+    got = lambda path, field, bins: np.array(  # noqa: E731
+        [logged[f'ghm/{path}/{field}_{j:02d}'] for j in range(bins)])
+    assert counts.sum() == 1500
+    np.testing.assert_array_equal(got('head.loss_cls', 'count', 10), counts)
+    np.testing.assert_allclose(got('head.loss_cls', 'weight_share', 10), share, rtol=1e-5,
+                               atol=1e-9)
+    np.testing.assert_allclose(got('head.loss_cls', 'density', 10), density, rtol=1e-5)
+    np.testing.assert_array_equal(got('head.loss_bbox', 'count', 5), np.zeros(5))  # not called
