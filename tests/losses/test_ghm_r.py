@@ -74,6 +74,9 @@ def test_hand_computed_example(eager_kernels):
     asl1 = [0.0, math.sqrt(2) * mu - mu, math.sqrt(1 + mu * mu) - mu]
     expected = (1.5 * asl1[0] + 0.75 * asl1[1] + 0.75 * asl1[2]) / 3
     assert abs(loss.item() - expected) < 1e-7
+    none = GHMRLoss(mu=mu, bins=2, reduction='none')(pred.detach(), target, weight)
+    assert torch.allclose(none, torch.tensor([[1.5 * asl1[0], 0.75 * asl1[1]],
+                                              [0.75 * asl1[2], 0.0]]), rtol=1e-6, atol=1e-9)
     loss.backward()
     grad = torch.tensor([[0.0, 0.75 / math.sqrt(2)], [0.75 / math.sqrt(1 + mu * mu), 0.0]]) / 3
     assert torch.allclose(pred.grad, grad, atol=1e-7)
