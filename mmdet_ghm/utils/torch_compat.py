@@ -5,7 +5,8 @@ versions, goes through this module, so that the rest of the package reads
 the same on every version:
 
 * :func:`is_compiling`: ``torch.compiler.is_compiling`` appeared in torch
-  2.3; torch 2.0-2.2 have ``torch._dynamo.is_compiling``.
+  2.3; torch 2.0-2.2 have ``torch._utils.is_compiling`` and
+  ``torch._dynamo.is_compiling``.
 * :func:`compile_available`: ``torch.compile`` exists (torch >= 2.0) and
   supports this interpreter (torch < 2.4 refuses Python 3.12, torch 2.0-2.1
   refuse Windows; they raise when ``torch.compile`` is called).
@@ -15,21 +16,38 @@ the same on every version:
   reports that it cannot compile (as opposed to errors of the computation).
 """
 import functools
-from typing import Tuple, Type
+from typing import Callable, Tuple, Type
 
 import torch
 from torch import Tensor
 
 
+def _resolve_is_compiling() -> Callable[[], bool]:
+    """This torch's "is the caller being compiled" function.
+
+    The first of ``torch.compiler.is_compiling`` (torch >= 2.3),
+    ``torch._utils.is_compiling`` and ``torch._dynamo.is_compiling`` (torch
+    2.0-2.2; dynamo folds both to True while tracing), else constant False.
+    Resolved once, at import: dynamo in torch 2.1 cannot trace ``hasattr`` on
+    a module, so :func:`is_compiling` must not look anything up when called.
+    """
+    found = getattr(getattr(torch, 'compiler', None), 'is_compiling', None)
+    if found is None:
+        found = getattr(getattr(torch, '_utils', None), 'is_compiling', None)
+    if found is None:
+        try:
+            from torch._dynamo import is_compiling as found
+        except ImportError:
+            return lambda: False
+    return found
+
+
+_IS_COMPILING = _resolve_is_compiling()
+
+
 def is_compiling() -> bool:
     """Whether the caller is being traced by ``torch.compile`` (False in eager code)."""
-    compiler = getattr(torch, 'compiler', None)
-    if compiler is not None and hasattr(compiler, 'is_compiling'):
-        return compiler.is_compiling()
-    dynamo = getattr(torch, '_dynamo', None)
-    if dynamo is not None and hasattr(dynamo, 'is_compiling'):
-        return dynamo.is_compiling()
-    return False
+    return _IS_COMPILING()
 
 
 @functools.lru_cache(maxsize=None)
