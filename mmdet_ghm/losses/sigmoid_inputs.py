@@ -8,6 +8,8 @@ values in [0, 1]; and an optional weight ``(N,)`` or ``(N, C)``. The checks
 here raise errors that name the bad value. Tensor *values* are checked as in
 :func:`.checks.check_label_range`: eagerly on CPU, by an asynchronous device
 assertion on accelerators and under ``torch.compile`` (no host sync).
+Logits are not checked: NaN or infinite logits give a non-finite loss (OHEM
+included), never an error.
 """
 from typing import Optional
 
