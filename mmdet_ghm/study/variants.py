@@ -74,8 +74,15 @@ def _variants() -> Tuple[Variant, ...]:
                          group='noise'),
                  Variant(f'ghm-noise{tag}', f'GHM-C + GHM-R, {tag} % outliers', ghm,
                          noise=rate, group='noise')]
+    # GHM options (off in the published settings; see HarmonizedLoss)
+    options = (('ghm-debias', 'bias-corrected EMA'), ('ghm-cap', 'weight cap 100'),
+               ('ghm-warmup', 'warm-up 500 iterations'))
+    base += [Variant(name, f'GHM-C + GHM-R, {what}', SYNTHETIC.format(name), group='options')
+             for name, what in options]
     base += [Variant('fl-60e', 'FL + L1, 60 epochs', fl, epochs=60, group='60e'),
              Variant('ghm-60e', 'GHM-C + GHM-R, 60 epochs', ghm, epochs=60, group='60e')]
+    base += [Variant(f'{name}-60e', f'GHM-C + GHM-R, {what}, 60 epochs', SYNTHETIC.format(name),
+                     epochs=60, group='60e') for name, what in options]
     return tuple(base)
 
 
