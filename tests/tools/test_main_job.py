@@ -46,7 +46,9 @@ def test_main_job_rejects_bad_arguments(argv, match, capsys):
     (['--variants', 'fl', 'nope'], 'nope'),
     (['--variants', 'fl', '--seeds', '1', '1'], 'repeat'),
     (['--variants', 'fl', '--jobs', '0'], 'jobs'),
-    ([], '--variants, --aggregate or --list'),
+    ([], '--variants, --aggregate, --reproduce or --list'),
+    (['--reproduce', 'nope', '0'], 'known variant'),
+    (['--reproduce', 'fl', '0', '--variants', 'ce'], 'no --variants'),
 ])
 def test_study_rejects_bad_arguments(argv, match, capsys):
     with pytest.raises(SystemExit) as exc:
