@@ -190,7 +190,10 @@ def test_never_reads_the_host(monkeypatch, topk):
     with OpRecorder() as recorder:
         OHEMLoss(topk=topk)(logits, labels, weight).backward()
     assert not HOST_READS.intersection(recorder.ops), HOST_READS.intersection(recorder.ops)
-    assert ('aten.sort' in recorder.ops) == (topk is None)
+    # the ratio mode ranks by one stable sort (torch 2.1 dispatches argsort(stable=True)
+    # as aten.argsort, newer torch as aten.sort); the top-k mode sorts nothing
+    sorts = {'aten.sort', 'aten.argsort'}.intersection(recorder.ops)
+    assert bool(sorts) == (topk is None), sorts
 
 
 @pytest.mark.parametrize('topk', [None, 7])
