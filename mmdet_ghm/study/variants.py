@@ -73,7 +73,9 @@ def _variants() -> Tuple[Variant, ...]:
         base += [Variant(f'fl-noise{tag}', f'FL + L1, {tag} % outliers', fl, noise=rate,
                          group='noise'),
                  Variant(f'ghm-noise{tag}', f'GHM-C + GHM-R, {tag} % outliers', ghm,
-                         noise=rate, group='noise')]
+                         noise=rate, group='noise'),
+                 Variant(f'ghm-cap-noise{tag}', f'GHM-C + GHM-R, weight cap 100, {tag} % outliers',
+                         SYNTHETIC.format('ghm-cap'), noise=rate, group='noise')]
     # GHM options (off in the published settings; see HarmonizedLoss)
     options = (('ghm-debias', 'bias-corrected EMA'), ('ghm-cap', 'weight cap 100'),
                ('ghm-warmup', 'warm-up 500 iterations'))
