@@ -111,14 +111,44 @@ def render_table(study: Dict, group: str) -> str:
     return '\n'.join(lines)
 
 
+#: GHMStatsHook keys shown by :func:`render_stats_table` (GHM-C's, the ``cls`` loss).
+STATS_COLUMNS = (('cls/regions', 'non-empty regions', 1), ('cls/w_hard_half',
+                 'weight share of g ≥ 0.5', 3), ('cls/beta_max', 'largest β', 0))
+
+
+def render_stats_table(study: Dict) -> str:
+    """Markdown table of GHM-C's statistics in the first and the last epoch (seed means)."""
+    rows = [(name, v) for name, v in study['variants'].items()
+            if v['ghm_stats'].get('last_epoch', {}).get('cls/regions') is not None]
+    if not rows:
+        return '_No runs recorded yet._'
+    head = ' | '.join(f'{title} (first → last epoch)' for _, title, _ in STATS_COLUMNS)
+    lines = [f'| variant | {head} |', '| --- |' + ' ---: |' * len(STATS_COLUMNS)]
+    for name, v in rows:
+        cells = []
+        for key, _, digits in STATS_COLUMNS:
+            first, last = (v['ghm_stats'].get(when, {}).get(key)
+                           for when in ('first_epoch', 'last_epoch'))
+            cells.append('–' if first is None or last is None else
+                         f'{first:.{digits}f} → {last:.{digits}f}')
+        lines.append(f'| `{name}` | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->\n)(?P<body>.*?)'
                    r'(\n<!-- study:(?P=group):end -->)', re.S)
 
 
 def update_readme(text: str, study: Dict) -> str:
-    """``text`` with every ``<!-- study:GROUP:begin/end -->`` block regenerated."""
-    return BLOCK.sub(lambda m: m.group(1) + render_table(study, m.group('group')) + m.group(4),
-                     text)
+    """``text`` with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
+
+    ``GROUP`` is a variant group (:data:`GROUPS`) or ``ghm-stats``
+    (:func:`render_stats_table`).
+    """
+    def render(group):
+        return render_stats_table(study) if group == 'ghm-stats' else render_table(study, group)
+
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group('group')) + m.group(4), text)
 
 
 def plot_study(study: Dict, path: str) -> None:

@@ -102,3 +102,18 @@ def test_committed_study_matches_its_records_and_the_readme():
     for name, variant in study['variants'].items():
         assert variant['n'] == len(variant['runs'])
         assert all(not math.isnan(r['bbox_mAP']) for r in variant['runs'])
+
+
+def test_stats_table_shows_first_and_last_epoch_means():
+    def stats(regions, share, beta):
+        return [dict(epoch=1, **{'cls/regions': regions[0], 'cls/w_hard_half': share[0],
+                                 'cls/beta_max': beta[0]}),
+                dict(epoch=30, **{'cls/regions': regions[1], 'cls/w_hard_half': share[1],
+                                  'cls/beta_max': beta[1]})]
+    study = aggregate([
+        make_record('ghm-cap', 0, [(30, 0.6)], stats=stats((12, 29), (0.2, 0.1), (100, 100))),
+        make_record('ghm-cap', 1, [(30, 0.7)], stats=stats((14, 30), (0.1, 0.05), (90, 100))),
+        make_record('fl', 0, [(30, 0.7)])])
+    table = update_readme('<!-- study:ghm-stats:begin -->\n<!-- study:ghm-stats:end -->', study)
+    assert '| `ghm-cap` | 13.0 → 29.5 | 0.150 → 0.075 | 95 → 100 |' in table
+    assert '`fl`' not in table  # no GHM loss, no statistics
