@@ -135,8 +135,8 @@ def render_stats_table(study: Dict) -> str:
     return '\n'.join(lines)
 
 
-BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->\n)(?P<body>.*?)'
-                   r'(\n<!-- study:(?P=group):end -->)', re.S)
+BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->)(?P<body>.*?)'
+                   r'(<!-- study:(?P=group):end -->)', re.S)
 
 
 def update_readme(text: str, study: Dict) -> str:
@@ -148,7 +148,7 @@ def update_readme(text: str, study: Dict) -> str:
     def render(group):
         return render_stats_table(study) if group == 'ghm-stats' else render_table(study, group)
 
-    return BLOCK.sub(lambda m: m.group(1) + render(m.group('group')) + m.group(4), text)
+    return BLOCK.sub(lambda m: f'{m.group(1)}\n{render(m.group("group"))}\n{m.group(4)}', text)
 
 
 def plot_study(study: Dict, path: str) -> None:
