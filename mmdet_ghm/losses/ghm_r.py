@@ -82,14 +82,17 @@ class _WeightedASL1Sum(torch.autograd.Function):
     def forward(ctx, pred, target, index, weights, mu):
         ctx.save_for_backward(pred, target, index, weights)
         ctx.mu = mu
+        # Recorded here rather than read from ctx.needs_input_grad in backward:
+        # dynamo in torch 2.1 cannot trace indexing needs_input_grad (fullgraph).
+        ctx.grad_pred, ctx.grad_target = pred.requires_grad, target.requires_grad
         return ghmr_weighted_sum(pred, target, index, weights, mu)
 
     @staticmethod
     def backward(ctx, grad_output):
         pred, target, index, weights = ctx.saved_tensors
         grad = ghmr_grad(pred, target, index, weights, grad_output, ctx.mu)
-        grad_pred = grad.to(pred.dtype) if ctx.needs_input_grad[0] else None
-        grad_target = (-grad).to(target.dtype) if ctx.needs_input_grad[1] else None
+        grad_pred = grad.to(pred.dtype) if ctx.grad_pred else None
+        grad_target = (-grad).to(target.dtype) if ctx.grad_target else None
         return grad_pred, grad_target, None, None, None
 
 
