@@ -131,6 +131,7 @@ def test_no_cxx_compiler_falls_back_to_eager(tmp_path):
     script = textwrap.dedent('''
         import json, warnings
         import torch
+        import torch._inductor.config  # a bare `import torch` does not load it on torch 2.1
         torch._inductor.config.cpp.cxx = ('/nonexistent/c++',)
         from mmdet_ghm.losses.fused import fused
 
