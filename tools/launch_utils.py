@@ -122,6 +122,25 @@ def setup_cpu_distributed(cfg):
         torch_dist.init_process_group(backend='gloo', **kwargs)
 
 
+def close_distributed(runner) -> None:
+    """End a multi-process run cleanly: free DDP, then the process group.
+
+    Left to interpreter exit, the process group's worker threads can be
+    destroyed while still joinable (``terminate called without an active
+    exception``, SIGABRT after a finished run), and destroying the group while
+    DDP's reducer is alive can deadlock on the GIL with gloo's thread. So:
+    wait for every rank, drop the wrapped model, collect it, destroy the group.
+    Does nothing when not distributed.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    import gc
+    torch_dist.barrier()
+    runner.model = None
+    gc.collect()
+    torch_dist.destroy_process_group()
+
+
 def build_runner(cfg):
     """Build the runner named by ``cfg.runner_type`` (default ``Runner``)."""
     from mmengine.runner import Runner

@@ -15,8 +15,8 @@ import os.path as osp
 import warnings
 from copy import deepcopy
 
-from launch_utils import (add_cfg_options_arg, add_launcher_args, build_runner, export_local_rank,
-                          resolve_work_dir, setup_cpu_distributed)
+from launch_utils import (add_cfg_options_arg, add_launcher_args, build_runner, close_distributed,
+                          export_local_rank, resolve_work_dir, setup_cpu_distributed)
 from mmengine import ConfigDict
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -128,6 +128,7 @@ def main(argv=None):
             DumpDetResults(out_file_path=args.out))
 
     runner.test()
+    close_distributed(runner)
 
 
 if __name__ == '__main__':

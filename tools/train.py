@@ -14,8 +14,8 @@ import argparse
 import glob
 import os.path as osp
 
-from launch_utils import (add_cfg_options_arg, add_launcher_args, build_runner, export_local_rank,
-                          resolve_work_dir, setup_cpu_distributed)
+from launch_utils import (add_cfg_options_arg, add_launcher_args, build_runner, close_distributed,
+                          export_local_rank, resolve_work_dir, setup_cpu_distributed)
 from mmengine.config import Config
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
@@ -114,6 +114,7 @@ def main(argv=None):
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
     runner.train()
+    close_distributed(runner)
 
 
 if __name__ == '__main__':
