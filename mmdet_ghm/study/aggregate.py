@@ -94,20 +94,24 @@ def _at_epoch(variant: Dict, epoch: int) -> Optional[Dict]:
 
 
 def render_table(study: Dict, group: str) -> str:
-    """Markdown table of one group of variants (mean ± std over seeds)."""
+    """Markdown table of one group of variants (mean ± std over seeds).
+
+    Columns: final mAP and AP50, and the mAP at epochs 10 and 20 (and 30 when
+    the group trains longer), which show the speed of convergence.
+    """
     names = [n for n, v in study['variants'].items() if v['group'] == group]
     if not names:
         return '_No runs recorded yet._'
-    lines = ['| variant | seeds | bbox mAP (final) | AP50 (final) | mAP at epoch 10 '
-             '| mAP at epoch 20 | records |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | --- |']
+    longest = max(study['variants'][n].get('epochs') or 30 for n in names)
+    marks = (10, 20, 30) if longest > 30 else (10, 20)
+    lines = ['| variant | seeds | bbox mAP (final) | AP50 (final) | '
+             + ' | '.join(f'mAP at epoch {e}' for e in marks) + ' | records |',
+             '| --- | ---: | ---: | ---: |' + ' ---: |' * len(marks) + ' --- |']
     for name in names:
         v = study['variants'][name]
-        epochs = f', {v["epochs"]} epochs' if v.get('epochs') not in (None, 30) else ''
-        lines.append(
-            f'| `{name}`: {v["label"]}{epochs} | {v["n"]} | {_fmt(v)} | {_fmt(v["AP50"])} '
-            f'| {_fmt(_at_epoch(v, 10))} | {_fmt(_at_epoch(v, 20))} '
-            f'| [runs](docs/results/runs/{name}/) |')
+        at = ' | '.join(_fmt(_at_epoch(v, e)) for e in marks)
+        lines.append(f'| `{name}`: {v["label"]} | {v["n"]} | {_fmt(v)} '
+                     f'| {_fmt(v["AP50"])} | {at} | [runs](docs/results/runs/{name}/) |')
     return '\n'.join(lines)
 
 

@@ -62,6 +62,12 @@ def test_tables_and_readme_blocks():
     assert 'fl-noise0' not in table
     assert '0.660' in render_table(study, 'noise')
     assert render_table(study, '60e') == '_No runs recorded yet._'
+    long_run = make_record('fl-60e', 0, [(10, 0.3), (30, 0.6), (60, 0.7)])
+    long_run['epochs'] = 60
+    table_60 = render_table(aggregate([long_run]), '60e')
+    assert '| mAP at epoch 30 |' in table_60
+    assert '| `fl-60e`: FL + L1, 60 epochs | 1 | 0.700 | 0.800 | 0.300 | – | 0.600 |' \
+        in table_60
     text = ('intro\n<!-- study:main:begin -->\nold table\n<!-- study:main:end -->\nmiddle\n'
             '<!-- study:noise:begin -->\n\n<!-- study:noise:end -->\nend\n')
     updated = update_readme(text, study)
