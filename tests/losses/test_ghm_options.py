@@ -12,12 +12,13 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmdet_ghm.losses.checks as checks_module
 import mmdet_ghm.losses.gradient_density as density_module
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 from mmdet_ghm.losses.gradient_density import HarmonizeOptions, harmonize
+
+from .test_sync_free import HOST_READS, OpRecorder
 
 MU = 0.02
 KINDS = ('sigmoid', 'softmax', 'regression')
@@ -356,18 +357,6 @@ def test_functional_core_checks_option_consistency():
         harmonize(index, 2, None, None, 0.0, options=HarmonizeOptions(warmup=3))
 
 
-HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
-              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item'}
-
-
-class OpRecorder(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func.overloadpacket))
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize('kind', KINDS)
