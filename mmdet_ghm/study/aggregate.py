@@ -16,7 +16,7 @@ from .variants import VARIANTS
 
 STUDY_SCHEMA = 1
 #: Panels of the plot and blocks of the README, in order.
-GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e')
+GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads')
 #: Variants drawn in every panel but ``main`` for comparison.
 CONTEXT = ('fl', 'ghm')
 

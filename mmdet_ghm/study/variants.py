@@ -89,6 +89,24 @@ def _variants() -> Tuple[Variant, ...]:
              Variant('ghm-60e', 'GHM-C + GHM-R, 60 epochs', ghm, epochs=60, group='60e')]
     base += [Variant(f'{name}-60e', f'GHM-C + GHM-R, {what}, 60 epochs', SYNTHETIC.format(name),
                      epochs=60, group='60e') for name, what in options]
+    # Other heads (group 'heads'): FCOS flattens all levels into one loss call,
+    # ATSS calls the loss per level as RetinaNet; both keep their IoU / GIoU box
+    # losses (GHM-R is for delta regression). Same data, backbone and recipe.
+    fcos = 'configs/synthetic/fcos_tiny-r18_fpn_{}_synthetic-shapes.py'
+    atss = 'configs/synthetic/atss_tiny-r18_fpn_{}_synthetic-shapes.py'
+    base += [
+        Variant('fcos-fl', 'FCOS, FL + IoU', fcos.format('fl'), group='heads'),
+        Variant('fcos-ghm-flat', 'FCOS, GHM-C flattened (one density over all levels) + IoU',
+                fcos.format('ghm-flat'), group='heads'),
+        Variant('fcos-ghm', 'FCOS, GHM-C per level + IoU', fcos.format('ghm'), group='heads'),
+        Variant('fcos-ghm-cap', 'FCOS, GHM-C per level, weight cap 100 + IoU',
+                fcos.format('ghm-cap'), group='heads'),
+        Variant('atss-fl', 'ATSS, FL + GIoU', atss.format('fl'), group='heads'),
+        Variant('atss-ghm', 'ATSS, GHM-C (per level, as the head calls it) + GIoU',
+                atss.format('ghm'), group='heads'),
+        Variant('atss-ghm-cap', 'ATSS, GHM-C, weight cap 100 + GIoU', atss.format('ghm-cap'),
+                group='heads'),
+    ]
     return tuple(base)
 
 

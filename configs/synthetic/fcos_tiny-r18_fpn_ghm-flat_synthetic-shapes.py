@@ -1,0 +1,20 @@
+# Tiny FCOS with GHM-C (published settings: bins=30, momentum=0.75, gradient
+# clipping max_norm=35) as MMDetection's FCOSHead calls it: once over the
+# scores of all levels and images flattened, so the gradient density (and the
+# EMA, updated once per iteration) is that of all levels at once. This is
+# what a plain type='FCOSHead' config with GHM-C gives; the per-level
+# fcos_tiny-r18_fpn_ghm_synthetic-shapes.py inherits it and changes only the
+# head type. The box loss stays FCOS's IoU loss: GHM-R is for delta
+# regression (README).
+_base_ = './fcos_tiny-r18_fpn_fl_synthetic-shapes.py'
+model = dict(
+    bbox_head=dict(
+        loss_cls=dict(
+            _delete_=True,
+            type='GHMCLoss',
+            bins=30,
+            momentum=0.75,
+            use_sigmoid=True,
+            loss_weight=1.0)))
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+custom_hooks = [dict(type='GHMStatsHook')]
