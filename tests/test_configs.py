@@ -74,6 +74,16 @@ GHM_CONFIGS = {
                                  'retinanet_x101-64x4d_fpn_ghm-1x_coco')),
 }
 
+# GHM-C in other heads: name -> (MMDetection config it inherits, head type,
+# box loss it keeps, gradient clipping the base config lacks). GHM-C replaces
+# the classification loss only; nothing is trained on COCO yet.
+HEAD_CONFIGS = {
+    'fcos_r50-caffe_fpn_gn-head_ghmc-1x_coco':
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', 'GHMFCOSHead', 'IoULoss', None),
+    'atss_r50_fpn_ghmc-1x_coco': ('atss/atss_r50_fpn_1x_coco.py', 'ATSSHead', 'GIoULoss', CLIP),
+    'gfl_r50_fpn_ghmc-1x_coco': ('gfl/gfl_r50_fpn_1x_coco.py', 'GFLHead', 'GIoULoss', CLIP),
+}
+
 
 def _all_configs():
     """All config files under ``configs/``, ``_base_`` folders excluded."""
@@ -123,7 +133,7 @@ def _registries():
 
 def test_every_ghm_config_is_described_here():
     found = {p.stem for p in GHM_DIR.glob('*.py')}
-    assert found == set(GHM_CONFIGS)
+    assert found == set(GHM_CONFIGS) | set(HEAD_CONFIGS)
 
 
 @pytest.mark.parametrize('path', _all_configs(), ids=_config_id)
@@ -227,11 +237,16 @@ def test_r50_config_computes_its_losses(name):
 
 def test_metafile_matches_configs_and_mmdet_model_zoo():
     models = _metafile_models(GHM_DIR / 'metafile.yml')
-    assert set(models) == set(GHM_CONFIGS)
+    assert set(models) == set(GHM_CONFIGS) | set(HEAD_CONFIGS)
     for name, model in models.items():
         assert model['Config'] == f'configs/ghm/{name}.py'
         assert (REPO / model['Config']).is_file()
         assert model['Metadata']['Epochs'] == 12
+        if name in HEAD_CONFIGS:
+            # not trained on COCO: no result, no checkpoint, and it says so
+            assert 'Results' not in model and 'Weights' not in model, name
+            assert model['Metadata']['Trained on COCO'] is False, name
+            continue
         source = GHM_CONFIGS[name][4]
         if source is None:
             # No MMDetection model-zoo entry for this setting.
@@ -263,7 +278,7 @@ def _readme_rows():
 
 def test_readme_lists_every_config_with_published_numbers_only():
     rows = _readme_rows()
-    assert set(rows) == set(GHM_CONFIGS)
+    assert set(rows) == set(GHM_CONFIGS) | set(HEAD_CONFIGS)
     models = _metafile_models(GHM_DIR / 'metafile.yml')
     # Numbers published by the authors (libuyu/GHM_Detection README) for
     # settings MMDetection's model zoo does not cover.
@@ -281,6 +296,9 @@ def test_readme_lists_every_config_with_published_numbers_only():
             assert row['Source'] == '[3]', name
         else:
             assert published == '-', name
+        if name in HEAD_CONFIGS:
+            assert row['Grad clip'] == '35', name  # FCOS's base config clips already
+            continue
         clip = GHM_CONFIGS[name][2]
         assert row['Grad clip'] == ('-' if clip is None else '35'), name
 
@@ -310,3 +328,69 @@ def test_synthetic_ghm_option_config_changes_one_option(option):
     model = _build(cfg)
     for key in ('loss_cls', 'loss_bbox'):
         assert getattr(getattr(model.bbox_head, key), attr) == value
+
+
+def _without_scope(node):
+    """``node`` without the ``_scope_`` keys that an ``mmdet::`` base adds."""
+    if isinstance(node, dict):
+        return {k: _without_scope(v) for k, v in node.items() if k != '_scope_'}
+    if isinstance(node, (list, tuple)):
+        return type(node)(_without_scope(v) for v in node)
+    return node
+
+
+@pytest.mark.parametrize('name', sorted(HEAD_CONFIGS))
+def test_head_config_is_mmdet_config_with_ghmc(name):
+    """Each other-head config is MMDetection's published config, GHM-C in place of its loss."""
+    base_path, head_type, box_loss, clip = HEAD_CONFIGS[name]
+    cfg = _load_ghm(name)
+    expected = Config.fromfile(str(MMDET_CONFIGS / base_path)).to_dict()
+    head = expected['model']['bbox_head']
+    head['type'] = head_type
+    head['loss_cls'] = dict(GHMC)
+    if head_type == 'GHMFCOSHead':
+        head['cls_loss_per_level'] = True
+    if clip is not None:
+        expected['optim_wrapper']['clip_grad'] = clip
+    expected['custom_imports'] = CUSTOM_IMPORTS
+    assert head['loss_bbox']['type'] == box_loss
+    assert _without_scope(cfg.to_dict()) == _without_scope(expected)
+    assert cfg.optim_wrapper.clip_grad == CLIP
+    assert cfg.train_cfg.max_epochs == 12 and head['num_classes'] == 80
+
+
+@pytest.mark.parametrize('name', sorted(HEAD_CONFIGS))
+def test_head_config_builds_with_ghmc(name):
+    _, head_type, box_loss, _ = HEAD_CONFIGS[name]
+    model = _build(_load_ghm(name))
+    head = model.bbox_head
+    assert type(head) is MODELS.get(head_type)
+    assert isinstance(head.loss_cls, mmdet_ghm.GHMCLoss)
+    assert (head.loss_cls.bins, head.loss_cls.momentum) == (30, 0.75)
+    assert type(head.loss_bbox).__name__ == box_loss
+    assert head.cls_out_channels == 80
+    if head_type == 'GHMFCOSHead':
+        assert head.cls_loss_per_level is True
+
+
+@pytest.mark.parametrize('name', ['fcos_r50-caffe_fpn_gn-head_ghmc-1x_coco',
+                                  'atss_r50_fpn_ghmc-1x_coco'])
+def test_head_config_computes_its_losses(name):
+    """FCOS (per-level calls through GHMFCOSHead) and ATSS (per level natively)
+    compute GHM-C with their own box losses. (GFL passes GHM-C a (labels,
+    scores) target, which only builds here.)"""
+    torch.manual_seed(0)
+    model = _build(_load_ghm(name))
+    model.train()
+    data = _tiny_batch(model)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert sorted(losses) == ['loss_bbox', 'loss_centerness', 'loss_cls']
+    total = 0
+    for key, value in losses.items():
+        value = sum(value) if isinstance(value, (list, tuple)) else value
+        assert torch.isfinite(value) and value.requires_grad, key
+        total = total + value
+    total.backward()
+    acc_sum = model.bbox_head.loss_cls.acc_sum
+    # one EMA, updated by the five per-level calls
+    assert acc_sum.sum() > 0
