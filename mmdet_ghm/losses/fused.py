@@ -24,7 +24,8 @@ from collections import Counter
 
 import torch
 
-from ..utils.torch_compat import compile_available, compiler_errors, is_compiling
+from ..utils.torch_compat import (compile_available, compiled_cpu_division_is_ieee, compiler_errors,
+                                  is_compiling)
 
 
 def compile_enabled() -> bool:
@@ -70,6 +71,8 @@ def fused(fn):
                 _warn_eager(fn.__name__, 'torch.compile does not support this platform')
                 calls['eager'] += 1
                 return fn(*args)
+            # Decided outside tracing, read while tracing (see region_index).
+            compiled_cpu_division_is_ieee()
             state['compiled'] = torch.compile(fn, dynamic=True, fullgraph=True)
         try:
             result = state['compiled'](*args)

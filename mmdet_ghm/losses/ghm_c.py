@@ -5,12 +5,13 @@ w.r.t. ``x`` is ``g = |sigmoid(x) - t|``. Each valid element is weighted by
 ``beta = N / (density of its g-region * number of non-empty regions)`` and
 the loss is ``sum(beta * CE) / N``; see :mod:`.gradient_density`.
 
-The work is four fused passes over the ``N x C`` elements (region index,
-count, weighted CE sum; one backward pass that recomputes ``sigmoid(x) - t``
-from the logits and the integer labels), with a uint8 region index as the
-only saved per-element tensor. No one-hot target is materialised.
+The work is three passes over the ``N x C`` elements, two of them fused
+kernels: the region index (uint8), its count, and one pass that gives both
+the weighted CE sum and its gradient (saved in float32 for backward, which
+only scales it). Targets are built from the integer labels on the fly: no
+one-hot tensor is materialised.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,7 @@ def ghmc_elementwise(pred: Tensor, target: Tensor, index: Tensor, weights: Tenso
 
 @fused
 def ghmc_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor) -> Tensor:
-    """``sum(weights[index] * CE)``, float32 scalar accumulated in float64."""
+    """``sum(weights[index] * CE)``, float32 scalar accumulated in float64 (no gradient)."""
     ce = F.binary_cross_entropy_with_logits(
         pred.to(compute_dtype(pred)), binary_targets(target, pred), reduction='none')
     weight = element_weights(weights, index, pred.isfinite())
@@ -78,27 +79,45 @@ def ghmc_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tens
 
 
 @fused
-def ghmc_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
-              grad_output: Tensor) -> Tensor:
-    """Gradient of ``sum(weights[index] * CE)`` w.r.t. ``pred``, in ``pred``'s dtype."""
-    diff = pred.to(compute_dtype(pred)).sigmoid() - binary_targets(target, pred)
+def ghmc_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor,
+                               weights: Tensor) -> Tuple[Tensor, Tensor]:
+    """``sum(w * CE)`` and its gradient ``w * (sigmoid(x) - t)``, in one pass.
+
+    ``w = weights[index]``. CE and the sigmoid share ``exp(-|x|)``:
+    ``CE = max(x, 0) - x t + log1p(e)``, ``sigmoid(x) = 1 / (1 + e)`` for
+    ``x >= 0`` and ``e / (1 + e)`` below. Returns the float32 sum
+    (accumulated in float64) and the ``(N, C)`` gradient in float32 (float64
+    for float64 logits): half-precision could not hold ``w * (p - t)``
+    before it is scaled by the incoming gradient (``w`` reaches ``N / n``).
+    """
+    x = pred.to(compute_dtype(pred))
+    t = binary_targets(target, pred)
     weight = element_weights(weights, index, pred.isfinite())
-    return (weight * diff * grad_output).to(pred.dtype)
+    e = torch.exp(-x.abs())
+    ce = x.clamp(min=0) - x * t + torch.log1p(e)
+    sigmoid = torch.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return (weight * ce).double().sum().to(x.dtype), weight * (sigmoid - t)
 
 
 class _WeightedCESum(torch.autograd.Function):
-    """``sum(w * CE)`` whose backward recomputes ``sigmoid(x) - t``."""
+    """``sum(w * CE)`` whose gradient is computed in the same pass as the sum.
+
+    The forward pass reads the logits once for both; backward only scales the
+    saved float32 gradient (4 bytes per element held until then, less than
+    the one-hot target and gradient of plain BCE).
+    """
 
     @staticmethod
     def forward(ctx, pred, target, index, weights):
-        ctx.save_for_backward(pred, target, index, weights)
-        return ghmc_weighted_sum(pred, target, index, weights)
+        total, grad = ghmc_weighted_sum_and_grad(pred, target, index, weights)
+        ctx.save_for_backward(grad)
+        ctx.pred_dtype = pred.dtype
+        return total
 
     @staticmethod
     def backward(ctx, grad_output):
-        pred, target, index, weights = ctx.saved_tensors
-        grad = ghmc_grad(pred, target, index, weights, grad_output)
-        return grad, None, None, None
+        grad, = ctx.saved_tensors
+        return (grad * grad_output).to(ctx.pred_dtype), None, None, None
 
 
 def ghm_c_loss(pred: Tensor,
@@ -144,7 +163,10 @@ def ghm_c_loss(pred: Tensor,
         return ghmc_elementwise(pred, target, index, weights)
     if pred.numel() == 0:  # keep the graph connected
         return pred.to(compute_dtype(pred)).sum() * 0
-    total = _WeightedCESum.apply(pred, target, index, weights)
+    if pred.requires_grad and torch.is_grad_enabled():
+        total = _WeightedCESum.apply(pred, target, index, weights)
+    else:
+        total = ghmc_weighted_sum(pred, target, index, weights)
     if reduction == 'mean':
         total = total / (num_valid + EPS)
     return total

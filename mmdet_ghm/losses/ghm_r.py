@@ -6,7 +6,7 @@ For ``d = pred - target`` the Authentic Smooth L1 loss is
 by the gradient density of their ``g``-region exactly as in GHM-C, and the
 loss is ``sum(beta * ASL1) / N`` with ``N = sum(label_weight)``.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -61,38 +61,51 @@ def ghmr_elementwise(pred: Tensor, target: Tensor, index: Tensor, weights: Tenso
 @fused
 def ghmr_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
                       mu: float) -> Tensor:
-    """``sum(weights[index] * ASL1)``, float32 scalar accumulated in float64."""
+    """``sum(weights[index] * ASL1)``, float32 scalar accumulated in float64 (no gradient)."""
     diff = _diff(pred, target)
     loss = element_weights(weights, index, diff.isfinite()) * authentic_smooth_l1(diff, mu)
     return loss.double().sum().to(loss.dtype)
 
 
 @fused
-def ghmr_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
-              grad_output: Tensor, mu: float) -> Tensor:
-    """Gradient of ``sum(weights[index] * ASL1)`` w.r.t. ``pred``, float32."""
+def ghmr_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
+                               mu: float) -> Tuple[Tensor, Tensor]:
+    """``sum(w * ASL1(d))`` and its gradient w.r.t. ``pred``, ``w * d / s``, in one pass.
+
+    ``w = weights[index]``, ``s = sqrt(d^2 + mu^2)`` is shared:
+    ``ASL1 = d^2 / (s + mu)`` (see :func:`authentic_smooth_l1`). Returns the
+    float32 sum (accumulated in float64) and the gradient in float32.
+    """
     diff = _diff(pred, target)
-    return element_weights(weights, index, diff.isfinite()) * asl1_gradient(diff, mu) * grad_output
+    weight = element_weights(weights, index, diff.isfinite())
+    squared = diff * diff
+    root = torch.sqrt(squared + mu * mu)
+    loss = weight * (squared / (root + mu))
+    return loss.double().sum().to(loss.dtype), weight * (diff / root)
 
 
 class _WeightedASL1Sum(torch.autograd.Function):
-    """``sum(w * ASL1(pred - target))`` whose backward recomputes ``d``."""
+    """``sum(w * ASL1(pred - target))`` whose gradient is computed with the sum.
+
+    Backward only scales the saved float32 gradient (``-grad`` for the target).
+    """
 
     @staticmethod
     def forward(ctx, pred, target, index, weights, mu):
-        ctx.save_for_backward(pred, target, index, weights)
-        ctx.mu = mu
+        total, grad = ghmr_weighted_sum_and_grad(pred, target, index, weights, mu)
+        ctx.save_for_backward(grad)
         # Recorded here rather than read from ctx.needs_input_grad in backward:
         # dynamo in torch 2.1 cannot trace indexing needs_input_grad (fullgraph).
         ctx.grad_pred, ctx.grad_target = pred.requires_grad, target.requires_grad
-        return ghmr_weighted_sum(pred, target, index, weights, mu)
+        ctx.pred_dtype, ctx.target_dtype = pred.dtype, target.dtype
+        return total
 
     @staticmethod
     def backward(ctx, grad_output):
-        pred, target, index, weights = ctx.saved_tensors
-        grad = ghmr_grad(pred, target, index, weights, grad_output, ctx.mu)
-        grad_pred = grad.to(pred.dtype) if ctx.grad_pred else None
-        grad_target = (-grad).to(target.dtype) if ctx.grad_target else None
+        grad, = ctx.saved_tensors
+        grad = grad * grad_output
+        grad_pred = grad.to(ctx.pred_dtype) if ctx.grad_pred else None
+        grad_target = (-grad).to(ctx.target_dtype) if ctx.grad_target else None
         return grad_pred, grad_target, None, None, None
 
 
@@ -142,7 +155,10 @@ def ghm_r_loss(pred: Tensor,
         return ghmr_elementwise(pred, target, index, weights, mu)
     if pred.numel() == 0:  # keep the graph connected
         return pred.to(compute_dtype(pred)).sum() * 0
-    loss = _WeightedASL1Sum.apply(pred, target, index, weights, mu)
+    if (pred.requires_grad or target.requires_grad) and torch.is_grad_enabled():
+        loss = _WeightedASL1Sum.apply(pred, target, index, weights, mu)
+    else:
+        loss = ghmr_weighted_sum(pred, target, index, weights, mu)
     if reduction == 'mean':
         loss = loss / (total + EPS)
     return loss

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ..utils.torch_compat import is_compiling
+from ..utils.torch_compat import compiled_cpu_division_is_ieee, is_compiling
 
 # Regions are stored as uint8: at most 255 regions plus the sentinel.
 MAX_BINS = 254
@@ -74,6 +74,13 @@ def region_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
     it, so the result equals ``j`` with ``edges[j] <= g < edges[j + 1]``.
     A non-finite ``g`` (NaN from a NaN or infinite input) is invalid.
 
+    The neighbouring edges are computed, not looked up, where that is exact
+    (see :func:`edges_by_division`): a per-element gather from ``edges`` is
+    a scalar loop in inductor's C++ kernels and took most of the time of the
+    pass. ``edges`` must then be :func:`region_edges`' (interior edges
+    ``float32(j) / M``; the last edge is read from ``edges``), which
+    :class:`HarmonizedLoss` checks when a state dict is loaded.
+
     Args:
         g (Tensor): gradient norms in [0, 1], float32, any shape.
         valid (Tensor): bool, broadcastable to ``g``.
@@ -84,11 +91,34 @@ def region_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
         with finite ``g`` and ``M`` for the others.
     """
     bins = edges.numel() - 1
-    guess = (g * bins).floor().nan_to_num(0.0).clamp(0, bins - 1).to(torch.int64)
-    below = (g < edges[guess]).to(torch.int64)
-    above = (g >= edges[guess + 1]).to(torch.int64)
-    index = (guess - below + above).clamp(0, bins - 1)
-    return torch.where(valid & g.isfinite(), index, bins).to(torch.uint8)
+    valid = valid & g.isfinite()
+    g = torch.where(valid, g, 0.0)  # a finite stand-in, so the index is defined
+    guess = (g * bins).floor().clamp(0, bins - 1)
+    if edges_by_division(g):
+        j = guess.to(torch.float32)  # float32 edges also for float64 g
+        lower = (j / bins).to(g.dtype)
+        upper = torch.where(guess == bins - 1, edges[-1], (j + 1) / bins).to(g.dtype)
+    else:
+        lower = edges[guess.long()]
+        upper = edges[guess.long() + 1]
+    index = (guess - (g < lower).to(g.dtype) + (g >= upper).to(g.dtype)).clamp(0, bins - 1)
+    return torch.where(valid, index, bins).to(torch.uint8)
+
+
+def edges_by_division(g: Tensor) -> bool:
+    """Whether :func:`region_index` may compute ``edges[j]`` as ``float32(j) / M``.
+
+    That is bit-exact where division is IEEE 754: in eager CPU code (ATen
+    divides, as :func:`region_edges` did) and in inductor's C++ kernels
+    compiled without reciprocal math
+    (:func:`~mmdet_ghm.utils.torch_compat.compiled_cpu_division_is_ieee`).
+    Not on accelerators: CUDA's ATen multiplies by the reciprocal of a scalar
+    divisor and Triton's division is approximate, while a gather from a small
+    table is cheap there.
+    """
+    if g.device.type != 'cpu':
+        return False
+    return not is_compiling() or compiled_cpu_division_is_ieee()
 
 
 def element_weights(weights: Tensor, index: Tensor, finite: Tensor) -> Tensor:

@@ -14,9 +14,13 @@ the same on every version:
   overload is missing from some versions, which then get the bare assertion.
 * :func:`compiler_errors`: the exception classes by which ``torch.compile``
   reports that it cannot compile (as opposed to errors of the computation).
+* :func:`compiled_cpu_division_is_ieee`: whether inductor's C++ kernels
+  divide as IEEE 754 does; read from the compiler flags, which moved
+  between versions (and are private).
 """
 import functools
-from typing import Callable, Tuple, Type
+import sys
+from typing import Callable, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -127,3 +131,63 @@ def compiler_errors() -> Tuple[Type[BaseException], ...]:
         if isinstance(error, type) and issubclass(error, BaseException):
             errors.append(error)
     return tuple(errors)
+
+
+# gcc/clang flags after which ``x / y`` may be compiled as ``x * (1 / y)``
+# (-freciprocal-math, implied by the others), and those that undo them; the
+# last one given wins.
+_RECIPROCAL_ON = ('-Ofast', '-ffast-math', '-funsafe-math-optimizations', '-freciprocal-math')
+_RECIPROCAL_OFF = ('-fno-fast-math', '-fno-unsafe-math-optimizations', '-fno-reciprocal-math')
+
+
+def division_flags_are_ieee(flags: Sequence[str]) -> bool:
+    """Whether C++ compiled with ``flags`` keeps float division correctly rounded."""
+    reciprocal = False
+    for flag in flags:
+        flag = '-' + flag.lstrip('-')
+        if flag in _RECIPROCAL_ON:
+            reciprocal = True
+        elif flag in _RECIPROCAL_OFF:
+            reciprocal = False
+    return not reciprocal
+
+
+def _inductor_cpp_math_flags() -> Optional[Sequence[str]]:
+    """The floating-point flags of inductor's C++ kernels, ``None`` if unknown.
+
+    torch >= 2.4 lists them in ``torch._inductor.cpp_builder._get_ffast_math_flags``
+    (torch 2.13: ``-ffast-math``'s parts, then ``-fno-unsafe-math-optimizations``);
+    older versions build them elsewhere, and are reported unknown, as is
+    Windows (MSVC takes other flags) and a machine without a C++ compiler
+    (the flags depend on which compiler it is).
+    """
+    if sys.platform == 'win32':
+        return None
+    try:
+        from torch._inductor.cpp_builder import _get_ffast_math_flags
+    except ImportError:
+        return None
+    try:
+        return list(_get_ffast_math_flags())
+    except compiler_errors():
+        return None
+
+
+_COMPILED_CPU_DIVISION_IS_IEEE = False
+
+
+def compiled_cpu_division_is_ieee() -> bool:
+    """Whether ``x / y`` in a CPU kernel that inductor compiles is correctly rounded.
+
+    False when the flags cannot be read (older torch) or allow reciprocal
+    math: callers that need ``j / M`` bit-exact then take another route. The
+    verdict is computed outside compilation and kept; while dynamo traces, the
+    kept value is returned (False if it was never computed), so the function
+    is safe to call from code being compiled.
+    """
+    global _COMPILED_CPU_DIVISION_IS_IEEE
+    if is_compiling():
+        return _COMPILED_CPU_DIVISION_IS_IEEE
+    flags = _inductor_cpp_math_flags()
+    _COMPILED_CPU_DIVISION_IS_IEEE = flags is not None and division_flags_are_ieee(flags)
+    return _COMPILED_CPU_DIVISION_IS_IEEE

@@ -23,20 +23,53 @@ def test_edges_match_reference_construction():
     assert edges.dtype == torch.float32
 
 
+def edge_neighbours(edges):
+    """Every edge, its float32 neighbours, 0, 1 and random norms in [0, 1]."""
+    inner = edges[:-1]
+    return torch.cat([
+        inner,
+        torch.nextafter(inner, torch.tensor(-1.0)).clamp(min=0),
+        torch.nextafter(inner, torch.tensor(2.0)),
+        torch.tensor([0.0, 1.0, torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))]),
+        torch.rand(200, generator=torch.Generator().manual_seed(len(edges))),
+    ])
+
+
 def test_region_index_is_exact_on_and_next_to_every_edge():
     for bins in (3, 7, 10, 30, 100):
         edges = region_edges(bins, 1.0 + 1e-6)
-        inner = edges[:-1]
-        g = torch.cat([
-            inner,
-            torch.nextafter(inner, torch.tensor(-1.0)).clamp(min=0),
-            torch.nextafter(inner, torch.tensor(2.0)),
-            torch.tensor([0.0, 1.0, torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))]),
-            torch.rand(1000),
-        ])
+        g = edge_neighbours(edges)
         index = region_index(g, torch.ones_like(g, dtype=torch.bool), edges)
         assert index.dtype == torch.uint8
         assert torch.equal(index.long(), brute_force_regions(g, edges)), bins
+
+
+@pytest.mark.parametrize('route', ['division', 'gather', 'compiled', 'float64'])
+def test_region_index_is_exact_for_every_number_of_regions(route, monkeypatch):
+    """Both ways to find the neighbouring edges (computed ``j / M``, gathered
+    from ``edges``), eager and compiled, and float64 norms compared with the
+    float32 edges, agree with the edge comparisons for every ``M`` allowed."""
+    if route == 'gather':
+        monkeypatch.setattr(density_module, 'edges_by_division', lambda g: False)
+    assert route == 'gather' or density_module.edges_by_division(torch.zeros(1))
+    index_fn = region_index
+    if route == 'compiled':
+        index_fn = torch.compile(region_index, dynamic=True, fullgraph=True)
+    for bins in range(1, density_module.MAX_BINS + 1):
+        for last_edge in (1.0 + 1e-6, 1e3):  # GHM-C's and GHM-R's last edge
+            edges = region_edges(bins, last_edge)
+            g = edge_neighbours(edges)
+            g = g[g <= 1]
+            if route == 'float64':
+                g = g.double()
+            index = index_fn(g, torch.ones_like(g, dtype=torch.bool), edges)
+            assert torch.equal(index.long(), brute_force_regions(g, edges)), (bins, last_edge)
+
+
+def test_compiled_cpu_kernels_divide_exactly_on_this_torch():
+    # Otherwise region_index silently takes the slower gather route here.
+    from mmdet_ghm.utils.torch_compat import compiled_cpu_division_is_ieee
+    assert compiled_cpu_division_is_ieee()
 
 
 def test_floor_alone_would_misplace_some_edge_neighbours():

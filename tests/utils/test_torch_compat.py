@@ -26,6 +26,7 @@ NEWER_APIS = {
     'torch._assert_async': r'_assert_async\(',
     'torch.amp.GradScaler': r'amp\.GradScaler',
     'torch.library.custom_op': r'library\.custom_op',
+    'inductor internals': r'torch\._inductor\b',
 }
 
 
@@ -149,3 +150,26 @@ def test_compiler_errors_skip_names_a_torch_version_lacks(monkeypatch):
     finally:
         monkeypatch.undo()
         tc.compiler_errors.cache_clear()
+
+
+@pytest.mark.parametrize('flags, ieee', [
+    ([], True),
+    (['-O3', '-ffast-math'], False),
+    (['ffast-math', 'fno-unsafe-math-optimizations'], True),  # inductor's, torch >= 2.1
+    (['funsafe-math-optimizations'], False),
+    (['-fno-unsafe-math-optimizations', '-freciprocal-math'], False),
+    (['-Ofast', '-fno-reciprocal-math'], True),
+])
+def test_division_flags_are_ieee(flags, ieee):
+    assert tc.division_flags_are_ieee(flags) is ieee
+
+
+def test_compiled_cpu_division_follows_inductor_flags(monkeypatch):
+    import torch._inductor.config as inductor_config
+    assert tc.compiled_cpu_division_is_ieee()
+    monkeypatch.setattr(inductor_config.cpp, 'enable_unsafe_math_opt_flag', True)
+    assert not tc.compiled_cpu_division_is_ieee()
+    monkeypatch.setattr(tc, '_inductor_cpp_math_flags', lambda: None)  # older torch
+    assert not tc.compiled_cpu_division_is_ieee()
+    monkeypatch.undo()
+    assert tc.compiled_cpu_division_is_ieee()  # the kept verdict is this torch's again
