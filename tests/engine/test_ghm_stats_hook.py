@@ -12,16 +12,15 @@ from mmengine.config import Config
 from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner import Runner
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmdet_ghm.datasets.synthetic_shapes import ensure_synthetic_shapes
 from mmdet_ghm.engine.hooks import GHMStatsHook
 from mmdet_ghm.engine.hooks.ghm_stats_hook import short_names, summarize
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 
+from ..host_reads import OpRecorder
+
 BASE = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
-HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
-              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item'}
 
 
 # --------------------------------------------------------------------------
@@ -219,16 +218,6 @@ def test_tensorboard_gets_scalars_and_histograms(trained):
 # no host copies between logging iterations (fake runner, hook in isolation)
 # --------------------------------------------------------------------------
 
-class HostReads(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.reads = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if str(func.overloadpacket) in HOST_READS:
-            self.reads.append(str(func.overloadpacket))
-        return func(*args, **(kwargs or {}))
-
 
 class Model(torch.nn.Module):
     def __init__(self):
@@ -267,9 +256,9 @@ def test_no_host_copy_between_logging_iterations(eager_kernels, monkeypatch):
     for batch_idx in range(6):
         runner.iter = batch_idx
         copies.clear()
-        with HostReads() as mode:
+        with OpRecorder() as mode:
             hook.before_train_iter(runner, batch_idx)
-        assert mode.reads == [] and copies == []
+        assert mode.host_reads == [] and copies == []
         # the losses (outside the check: on CPU their bincount reads memory by design)
         logits = torch.randn(40, 3) * (batch_idx + 1)
         model.head.loss_cls(logits, torch.randint(0, 4, (40,)), torch.ones(40))
@@ -277,13 +266,13 @@ def test_no_host_copy_between_logging_iterations(eager_kernels, monkeypatch):
         expected[batch_idx] = {n: m.region_summary() for n, m in
                                (('cls', model.head.loss_cls), ('bbox', model.head.loss_bbox))}
         copies.clear()
-        with HostReads() as mode:
+        with OpRecorder() as mode:
             hook.after_train_iter(runner, batch_idx)
         if batch_idx in (2, 5):
             # one transfer (.cpu()) for all modules; .numpy() then reads host memory
-            assert copies == ['cpu', 'numpy'] and mode.reads == [], (copies, mode.reads)
+            assert copies == ['cpu', 'numpy'] and mode.host_reads == [], (copies, mode.host_reads)
         else:
-            assert copies == [] and mode.reads == [], (batch_idx, copies, mode.reads)
+            assert copies == [] and mode.host_reads == [], (batch_idx, copies, mode.host_reads)
     monkeypatch.undo()
     assert [step for step, _ in runner.visualizer.calls] == [3, 6]
     hub = runner.message_hub

@@ -10,15 +10,14 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmdet_ghm.datasets.synthetic_shapes import ensure_synthetic_shapes
 from mmdet_ghm.engine.hooks import GHMWarmupHook
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 
+from ..host_reads import OpRecorder
+
 BASE = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
-HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
-              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item'}
 
 
 class Model(torch.nn.Module):
@@ -34,17 +33,6 @@ def fake_runner(model):
                                  logger=MMLogger.get_instance('ghm_warmup_hook_fake'))
 
 
-class HostReads(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.reads = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if str(func.overloadpacket) in HOST_READS:
-            self.reads.append(str(func.overloadpacket))
-        return func(*args, **(kwargs or {}))
-
-
 def test_sets_runner_iter_on_warmup_losses_only(eager_kernels):
     model = Model(cls_warmup=10, bbox_warmup=0)
     runner = fake_runner(model)
@@ -53,9 +41,9 @@ def test_sets_runner_iter_on_warmup_losses_only(eager_kernels):
     assert [path for path, _ in hook.losses] == ['head.loss_cls']
     for it in (0, 1, 7, 25):  # 7 after a resume: the runner's counter, not a count of calls
         runner.iter = it
-        with HostReads() as mode:
+        with OpRecorder() as mode:
             hook.before_train_iter(runner, batch_idx=it % 5)
-        assert mode.reads == []
+        assert mode.host_reads == []
         assert model.head.loss_cls.warmup_iter.item() == it
         # the loss runs in training mode once its iteration is set
         model.head.loss_cls(torch.randn(8, 3), torch.randint(0, 4, (8,)), torch.ones(8))

@@ -18,7 +18,7 @@ import mmdet_ghm.losses.gradient_density as density_module
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 from mmdet_ghm.losses.gradient_density import HarmonizeOptions, harmonize
 
-from .test_sync_free import HOST_READS, OpRecorder
+from ..host_reads import HOST_READS, OpRecorder
 
 MU = 0.02
 KINDS = ('sigmoid', 'softmax', 'regression')

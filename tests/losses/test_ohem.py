@@ -5,15 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmdet_ghm.losses.checks as checks_module
 from mmdet_ghm.losses import OHEMLoss, ohem_loss
 from mmdet_ghm.losses.ohem import ohem_keep_mask, rank_descending
 
-HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
-              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item',
-              'boolean-mask indexing'}
+from ..host_reads import HOST_READS, OpRecorder
 
 
 def softplus(x):
@@ -155,21 +152,6 @@ def test_reductions_loss_weight_and_avg_factor_is_ignored():
     assert torch.allclose(mean, total / kept, rtol=1e-6)
     assert torch.equal(loss(logits, labels, avg_factor=123.0), mean)
     assert torch.allclose(mean, 2 * ohem_loss(logits, labels, None, 3.0, 5))
-
-
-class OpRecorder(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = str(func.overloadpacket)
-        self.ops.append(name)
-        if name.startswith('aten.index') and len(args) > 1 and isinstance(args[1], (list, tuple)):
-            # x[mask] has an output shape that depends on the data: a host read
-            if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]):
-                self.ops.append('boolean-mask indexing')
-        return func(*args, **(kwargs or {}))
 
 
 def test_recorder_catches_host_reads():

@@ -1,25 +1,12 @@
 """No host synchronisation, no per-region work: compile with fullgraph, count ops."""
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmdet_ghm.losses.checks as checks_module
 import mmdet_ghm.losses.gradient_density as density_module
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 
-HOST_READS = {'aten._local_scalar_dense', 'aten.nonzero', 'aten.masked_select',
-              'aten.unique', 'aten._unique2', 'aten.bincount', 'aten.item'}
-
-
-class OpRecorder(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func.overloadpacket))
-        return func(*args, **(kwargs or {}))
-
+from ..host_reads import HOST_READS, OpRecorder
 
 def record(loss, *inputs):
     pred = inputs[0].clone().requires_grad_()
