@@ -33,6 +33,19 @@ def compile_enabled() -> bool:
     return os.environ.get('MMDET_GHM_COMPILE', '1').lower() not in ('0', 'false', 'no', 'off')
 
 
+def kernel_repeats() -> int:
+    """``MMDET_GHM_KERNEL_REPEAT`` (default 1): run each compiled kernel that many times.
+
+    Only for showing that the speed guard
+    (``tools/analysis_tools/check_loss_speed.py --calibrate``) catches kernels
+    that became slower; the result is that of the last run.
+    """
+    value = os.environ.get('MMDET_GHM_KERNEL_REPEAT', '1')
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f'MMDET_GHM_KERNEL_REPEAT must be a positive integer, got {value!r}')
+    return int(value)
+
+
 def _warn_eager(name: str, reason: str) -> None:
     warnings.warn(
         f'mmdet_ghm: compiling {name} failed ({reason}); using the eager kernel, which '
@@ -75,6 +88,8 @@ def fused(fn):
             compiled_cpu_division_is_ieee()
             state['compiled'] = torch.compile(fn, dynamic=True, fullgraph=True)
         try:
+            for _ in range(kernel_repeats() - 1):  # a deliberately slowed kernel
+                state['compiled'](*args)
             result = state['compiled'](*args)
         except compiler_errors() as error:
             state['failed'] = True

@@ -144,6 +144,12 @@ def ghm_r_loss(pred: Tensor,
         Tensor: float32 loss; NaN if ``pred - target`` is not finite
         somewhere (that element counts in no region; its gradient is NaN).
     """
+    # Element-wise over all coordinates: flat, so that compiled kernels run
+    # vectorised loops (rows of 4 would leave only the scalar remainder loop).
+    shape = pred.shape
+    pred, target = pred.reshape(-1), target.reshape(-1)
+    if label_weight is not None:
+        label_weight = label_weight.reshape(-1)
     index = ghmr_region_index(pred.detach(), target.detach(), label_weight, edges, mu)
     if label_weight is None:
         total = torch.tensor(float(pred.numel()), device=pred.device)
@@ -152,7 +158,7 @@ def ghm_r_loss(pred: Tensor,
     weights, total = harmonize(index, edges.numel() - 1, total, acc_sum, momentum, stats,
                                global_density, options)
     if reduction == 'none':
-        return ghmr_elementwise(pred, target, index, weights, mu)
+        return ghmr_elementwise(pred, target, index, weights, mu).reshape(shape)
     if pred.numel() == 0:  # keep the graph connected
         return pred.to(compute_dtype(pred)).sum() * 0
     if (pred.requires_grad or target.requires_grad) and torch.is_grad_enabled():

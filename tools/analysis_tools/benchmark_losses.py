@@ -1,154 +1,116 @@
-"""Benchmark the classification and regression losses at RetinaNet-R50 scale.
+"""Benchmark the losses at RetinaNet-R50 scale and write a record.
 
-Inputs are what RetinaNet's head passes for 2 images of 800x1333 (padded to
-800x1344): 9 anchors per location on the five FPN levels (strides 8-128),
-80 classes, integer labels (80 = background), the loss called once per level.
-Every variant runs forward + backward on the same tensors; variants are
-interleaved inside each round, and the table gives medians over the rounds,
-the ratio to the first variant of the group, and the peak memory the call
-allocates beyond its inputs (also per element).
+Three groups, each against a plain PyTorch baseline (its first variant):
+sigmoid classification (``F.binary_cross_entropy_with_logits`` on a float
+one-hot target built before timing), softmax classification
+(``F.cross_entropy``) and box regression (``L1Loss``). This package's losses
+run twice, with compiled and with eager kernels (``MMDET_GHM_COMPILE=0``),
+interleaved in one process; the first call of each variant (compilation
+included, with an empty inductor cache unless ``--warm-cache``) is reported
+apart. See :mod:`mmdet_ghm.analysis.loss_benchmark` for the inputs.
 
-Peak memory on CPU is the process's peak resident set growth during one
-call (``VmHWM`` reset through ``/proc/self/clear_refs``, with glibc's mmap
-threshold fixed so that freed tensors leave the process); on CUDA it is
-``torch.cuda.max_memory_allocated`` growth.
+The record (``--out``, default ``docs/results/benchmarks/<device>-<date>.json``)
+holds the figures, the setting, the commit, versions, machine and threads;
+``--update-readme`` regenerates the README's tables from the committed
+records.
 
 Example::
 
-    python tools/analysis_tools/benchmark_losses.py --rounds 5
+    python tools/analysis_tools/benchmark_losses.py --rounds 5 --note "after the fix"
 """
 import argparse
 import os
-import platform
-import statistics
 import sys
-import time
+import tempfile
 
-if 'MALLOC_MMAP_THRESHOLD_' not in os.environ and __name__ == '__main__':
+if __name__ == '__main__' and 'MALLOC_MMAP_THRESHOLD_' not in os.environ:
     # Make every large tensor an mmap that is returned on free, so resident
-    # memory follows live tensors; re-exec before torch allocates anything.
+    # memory follows live tensors; and compile into an empty inductor cache,
+    # so the first call shows the real compile time. Re-exec before torch
+    # allocates anything.
     os.environ['MALLOC_MMAP_THRESHOLD_'] = str(1 << 16)
+    if '--warm-cache' not in sys.argv and 'TORCHINDUCTOR_CACHE_DIR' not in os.environ:
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = tempfile.mkdtemp(prefix='mmdet_ghm_bench_')
     os.execv(sys.executable, [sys.executable] + sys.argv)
+
+import os.path as osp  # noqa: E402
 
 import torch  # noqa: E402
 
-STRIDES = (8, 16, 32, 64, 128)
-ANCHORS_PER_LOCATION = 9
+from mmdet_ghm.analysis import loss_benchmark as lb  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def level_sizes(height, width, images):
-    """Anchors per FPN level for ``images`` images of ``height x width``."""
-    sizes = []
-    for stride in STRIDES:
-        rows, cols = -(-height // stride), -(-width // stride)
-        sizes.append(rows * cols * ANCHORS_PER_LOCATION * images)
-    return sizes
+def build_groups(args, device, generator):
+    """``{key: (title, variants, levels)}``, built one group at a time (memory)."""
+    from mmdet.models.losses import (GHMC, GHMR, CrossEntropyLoss, FocalLoss, L1Loss,
+                                     SmoothL1Loss)
+
+    from mmdet_ghm.losses import GHMCLoss, GHMRLoss
+
+    sizes = lb.level_sizes(args.size[0], args.size[1], args.images)
+    if 'sigmoid' in args.groups:
+        levels = lb.classification_inputs(sizes, args.num_classes, device, generator)
+        variants = {
+            'BCE (F.binary_cross_entropy_with_logits)': lb.PlainBCE(levels),
+            'CrossEntropyLoss (MMDetection, one-hot in the call)':
+                CrossEntropyLoss(use_sigmoid=True),
+            'FocalLoss (MMDetection)': FocalLoss(use_sigmoid=True),
+            '**GHMCLoss**': GHMCLoss(bins=30, momentum=0.75),
+            'GHMCLoss, eager kernels': lb.EagerKernels(GHMCLoss(bins=30, momentum=0.75)),
+        }
+        if not args.skip_reference:
+            variants['GHMC (MMDetection)'] = GHMC(bins=30, momentum=0.75)
+        elements = sum(level[0].numel() for level in levels)
+        yield 'sigmoid', f'sigmoid classification, {elements / 1e6:.1f} M elements', \
+            variants, levels
+        del levels, variants
+    if 'softmax' in args.groups:
+        levels = lb.softmax_inputs(sizes, args.num_classes, device, generator)
+        variants = {
+            'CE (F.cross_entropy)': lb.PlainCE(),
+            '**GHMCLoss(use_sigmoid=False)**': GHMCLoss(bins=30, momentum=0.75,
+                                                        use_sigmoid=False),
+            'GHMCLoss(use_sigmoid=False), eager kernels':
+                lb.EagerKernels(GHMCLoss(bins=30, momentum=0.75, use_sigmoid=False)),
+        }
+        rows, classes = levels[0][0].shape
+        yield 'softmax', f'softmax classification, {rows} × {classes} logits, one call', \
+            variants, levels
+        del levels, variants
+    if 'regression' in args.groups:
+        levels = lb.regression_inputs(sizes, device, generator)
+        variants = {
+            'L1Loss (MMDetection)': L1Loss(),
+            'SmoothL1Loss (MMDetection, beta=0.11)': SmoothL1Loss(beta=0.11),
+            '**GHMRLoss**': GHMRLoss(mu=0.02, bins=10, momentum=0.7),
+            'GHMRLoss, eager kernels': lb.EagerKernels(GHMRLoss(mu=0.02, bins=10, momentum=0.7)),
+        }
+        if not args.skip_reference:
+            variants['GHMR (MMDetection)'] = GHMR(mu=0.02, bins=10, momentum=0.7)
+        elements = sum(level[0].numel() for level in levels)
+        yield 'regression', f'box regression, {elements / 1e6:.1f} M elements', variants, levels
 
 
-def classification_inputs(sizes, num_classes, device, generator):
-    """Per level: logits, labels (mostly background), label weights."""
-    levels = []
-    for n in sizes:
-        logits = (torch.randn(n, num_classes, generator=generator) * 1.5 - 4.6).to(device)
-        labels = torch.full((n,), num_classes, dtype=torch.long)
-        positive = torch.rand(n, generator=generator) < 0.002
-        labels[positive] = torch.randint(0, num_classes, (int(positive.sum()),),
-                                         generator=generator)
-        weights = (torch.rand(n, generator=generator) > 0.01).float()  # ~1% ignored
-        levels.append((logits, labels.to(device), weights.to(device), max(int(positive.sum()), 1)))
-    return levels
-
-
-def regression_inputs(sizes, device, generator):
-    """Per level: predicted and target deltas (N, 4), weights on positives only."""
-    levels = []
-    for n in sizes:
-        pred = (torch.randn(n, 4, generator=generator) * 0.3).to(device)
-        target = (torch.randn(n, 4, generator=generator) * 0.3).to(device)
-        positive = (torch.rand(n, 1, generator=generator) < 0.002).float()
-        levels.append((pred, target, positive.expand(n, 4).contiguous().to(device),
-                       max(int(positive.sum()), 1)))
-    return levels
-
-
-def run_once(loss, levels):
-    """Forward + backward of ``loss`` over all levels, as the head calls it."""
-    total = 0
-    for pred, target, weight, avg_factor in levels:
-        pred = pred.detach().requires_grad_()
-        total = total + loss(pred, target, weight, avg_factor=avg_factor)
-    total.backward()
-    return total
-
-
-class PeakMemory:
-    """Peak memory allocated during a block, beyond what was live before it."""
-
-    def __init__(self, device):
-        self.device = device
-        self.peak = None
-
-    def __enter__(self):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.start = torch.cuda.memory_allocated()
-        else:
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')  # resets VmHWM to the current RSS
-            self.start = self._status('VmRSS')
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.start
-        else:
-            self.peak = self._status('VmHWM') - self.start
-
-    @staticmethod
-    def _status(key):
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError(f'{key} not in /proc/self/status')
-
-
-def timed(fn, device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
-def benchmark(variants, levels, rounds, device):
-    """Median time and peak memory of each variant, interleaved over rounds."""
-    for loss in variants.values():  # warm-up: compilation, allocator
-        run_once(loss, levels)
-    times = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, loss in variants.items():
-            times[name].append(timed(lambda: run_once(loss, levels), device))
-    memory = {}
-    for name, loss in variants.items():
-        with PeakMemory(device) as peak:
-            run_once(loss, levels)
-        memory[name] = peak.peak
-    return {name: (statistics.median(times[name]), memory[name]) for name in variants}
-
-
-def print_table(title, results, elements):
-    base_time, base_memory = next(iter(results.values()))
+def print_group(title, rows):
     print(f'\n{title}')
-    print('| loss | fwd+bwd ms (median) | × first | peak extra MiB | bytes / element |')
-    print('| --- | ---: | ---: | ---: | ---: |')
-    for name, (seconds, memory) in results.items():
-        print(f'| {name} | {seconds * 1e3:.0f} | {seconds / base_time:.2f} | '
-              f'{memory / 2**20:.0f} | {memory / elements:.1f} |')
+    print('| loss | fwd+bwd ms (median) | × first | first call s | peak extra MiB | B / element |')
+    print('| --- | ---: | ---: | ---: | ---: | ---: |')
+    for row in rows:
+        print(f"| {row['name']} | {row['median_ms']:.0f} | {row['ratio']:.2f} | "
+              f"{row['first_call_s']:.1f} | {row.get('peak_extra_mib', 0):.0f} | "
+              f"{row.get('bytes_per_element', 0):.1f} |", flush=True)
+
+
+def update_readme():
+    path = osp.join(REPO, 'README.md')
+    with open(path) as f:
+        text = f.read()
+    new = lb.update_readme(text, osp.join(REPO, lb.RECORDS_DIR))
+    with open(path, 'w') as f:
+        f.write(new)
+    print(f'README.md {"updated" if new != text else "unchanged"}')
 
 
 def main():
@@ -158,50 +120,50 @@ def main():
     parser.add_argument('--images', type=int, default=2)
     parser.add_argument('--size', type=int, nargs=2, default=(800, 1344), metavar=('H', 'W'))
     parser.add_argument('--num-classes', type=int, default=80)
+    parser.add_argument('--groups', nargs='+', default=['sigmoid', 'softmax', 'regression'],
+                        choices=['sigmoid', 'softmax', 'regression'])
     parser.add_argument('--skip-reference', action='store_true',
                         help="leave out MMDetection's GHMC/GHMR (slow)")
+    parser.add_argument('--warm-cache', action='store_true',
+                        help="keep inductor's cache (the first call then shows no compile)")
+    parser.add_argument('--out', help='record path (default: docs/results/benchmarks/'
+                        '<device>-<date>.json); never overwritten')
+    parser.add_argument('--no-record', action='store_true', help='print only')
+    parser.add_argument('--note', default='', help='what this run is, stored in the record')
+    parser.add_argument('--update-readme', action='store_true',
+                        help='only regenerate the README tables from the committed records')
     args = parser.parse_args()
+    if args.update_readme:
+        update_readme()
+        return
     if args.rounds < 1:
         parser.error(f'--rounds must be >= 1, got {args.rounds}')
-
-    from mmdet.models.losses import (GHMC, GHMR, CrossEntropyLoss, FocalLoss, L1Loss,
-                                     SmoothL1Loss)
-
-    from mmdet_ghm.losses import GHMCLoss, GHMRLoss
+    if args.images < 1 or min(args.size) < 128:
+        parser.error(f'--images must be >= 1 and --size at least 128 x 128, got '
+                     f'{args.images} images of {args.size[0]} x {args.size[1]}')
 
     device = torch.device(args.device)
+    out = args.out or osp.join(REPO, lb.RECORDS_DIR, lb.default_record_name(device) + '.json')
+    if not args.no_record and osp.exists(out):
+        parser.error(f'record {out} exists; choose another --out')
     generator = torch.Generator().manual_seed(0)
-    sizes = level_sizes(*args.size, args.images)
+    sizes = lb.level_sizes(args.size[0], args.size[1], args.images)
     print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, '
-          f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs')
-    print(f'anchors per level: {sizes} ({sum(sizes)} in all), classes: {args.num_classes}, '
-          f'rounds: {args.rounds}, MMDET_GHM_COMPILE={os.environ.get("MMDET_GHM_COMPILE", "1")}')
-
-    cls_levels = classification_inputs(sizes, args.num_classes, device, generator)
-    cls_variants = {
-        'sigmoid BCE (CrossEntropyLoss, one-hot)': CrossEntropyLoss(use_sigmoid=True),
-        'FocalLoss': FocalLoss(use_sigmoid=True),
-        'GHMCLoss (this plugin)': GHMCLoss(bins=30, momentum=0.75),
-    }
-    if not args.skip_reference:
-        cls_variants["GHMC (MMDetection)"] = GHMC(bins=30, momentum=0.75)
-    cls_variants = {k: v.to(device) for k, v in cls_variants.items()}
-    results = benchmark(cls_variants, cls_levels, args.rounds, device)
-    print_table(f'Classification: {sum(sizes) * args.num_classes / 1e6:.1f} M elements',
-                results, sum(sizes) * args.num_classes)
-    del cls_levels
-
-    reg_levels = regression_inputs(sizes, device, generator)
-    reg_variants = {
-        'L1Loss': L1Loss(),
-        'SmoothL1Loss (beta=0.11)': SmoothL1Loss(beta=0.11),
-        'GHMRLoss (this plugin)': GHMRLoss(mu=0.02, bins=10, momentum=0.7),
-    }
-    if not args.skip_reference:
-        reg_variants['GHMR (MMDetection)'] = GHMR(mu=0.02, bins=10, momentum=0.7)
-    reg_variants = {k: v.to(device) for k, v in reg_variants.items()}
-    results = benchmark(reg_variants, reg_levels, args.rounds, device)
-    print_table(f'Regression: {sum(sizes) * 4 / 1e6:.1f} M elements', results, sum(sizes) * 4)
+          f'{os.cpu_count()} CPUs; anchors per level: {sizes}, classes: {args.num_classes}, '
+          f'rounds: {args.rounds}', flush=True)
+    groups = {}
+    for key, title, variants, levels in build_groups(args, device, generator):
+        variants = {name: loss.to(device) for name, loss in variants.items()}
+        rows = lb.benchmark_group(variants, levels, args.rounds, device)
+        print_group(title, rows)
+        groups[key] = dict(title=title, variants=rows)
+    if args.no_record:
+        return
+    setting = dict(images=args.images, height=args.size[0], width=args.size[1],
+                   num_classes=args.num_classes, rounds=args.rounds,
+                   anchors_per_level=sizes, warm_cache=args.warm_cache)
+    lb.write_record(out, lb.make_record(groups, setting, device, args.note))
+    print(f'\nrecord: {osp.relpath(out, REPO)}')
 
 
 if __name__ == '__main__':
