@@ -19,6 +19,7 @@ unchanged and the kernel stays compiled.
 """
 import functools
 import os
+import types
 import warnings
 from collections import Counter
 
@@ -61,14 +62,37 @@ def _describe(error: BaseException) -> str:
     return f'{type(error).__name__}: {lines[0] if lines else ""}'
 
 
+def signature(args) -> tuple:
+    """What selects a compiled variant: each tensor's dtype, rank and device type.
+
+    Shapes are dynamic and not part of it.
+    """
+    return tuple((a.dtype, a.dim(), a.device.type) if isinstance(a, torch.Tensor) else
+                 (type(a), a if isinstance(a, (int, float, bool)) else None) for a in args)
+
+
+def _fresh_copy(fn):
+    """``fn`` with its own code object, hence its own dynamo cache and recompile budget."""
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
+                              fn.__defaults__, fn.__closure__)
+    copy.__qualname__, copy.__module__ = fn.__qualname__, fn.__module__
+    return copy
+
+
 def fused(fn):
     """Decorate an element-wise kernel so that it runs compiled when possible.
+
+    One compiled function per :func:`signature` of the arguments (dtypes,
+    ranks, which optional tensors are given), each on its own copy of the
+    kernel's code: dynamo's recompile limit counts per code object, and a
+    test session (or a user mixing fp32, fp16, labels and soft targets)
+    meets more variants than that limit while each variant needs one graph.
 
     The wrapper has ``eager`` (the undecorated kernel) and ``calls``, a
     :class:`collections.Counter` of the calls made outside compilation,
     by path: ``'compiled'`` or ``'eager'``.
     """
-    state = {'compiled': None, 'failed': False}
+    state = {'compiled': {}, 'failed': False}
     calls = Counter()
 
     @functools.wraps(fn)
@@ -78,7 +102,9 @@ def fused(fn):
         if state['failed'] or not compile_enabled():
             calls['eager'] += 1
             return fn(*args)
-        if state['compiled'] is None:
+        key = signature(args)
+        compiled = state['compiled'].get(key)
+        if compiled is None:
             if not compile_available():
                 state['failed'] = True
                 _warn_eager(fn.__name__, 'torch.compile does not support this platform')
@@ -86,11 +112,12 @@ def fused(fn):
                 return fn(*args)
             # Decided outside tracing, read while tracing (see region_index).
             compiled_cpu_division_is_ieee()
-            state['compiled'] = torch.compile(fn, dynamic=True, fullgraph=True)
+            compiled = torch.compile(_fresh_copy(fn), dynamic=True, fullgraph=True)
+            state['compiled'][key] = compiled
         try:
             for _ in range(kernel_repeats() - 1):  # a deliberately slowed kernel
-                state['compiled'](*args)
-            result = state['compiled'](*args)
+                compiled(*args)
+            result = compiled(*args)
         except compiler_errors() as error:
             state['failed'] = True
             _warn_eager(fn.__name__, _describe(error))
