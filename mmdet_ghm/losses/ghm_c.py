@@ -11,7 +11,7 @@ the weighted CE sum and its gradient (saved in float32 for backward, which
 only scales it). Targets are built from the integer labels on the fly: no
 one-hot tensor is materialised.
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,17 +27,24 @@ from .gradient_density import (EPS, HarmonizeOptions, compute_dtype, element_wei
 from .harmonized_loss import HarmonizedLoss
 
 
-def binary_targets(target: Tensor, pred: Tensor) -> Tensor:
-    """Targets of ``pred``'s shape from labels ``(N,)`` or binary targets.
+def binary_targets(target: Tensor, pred: Tensor, scores: Optional[Tensor] = None) -> Tensor:
+    """Targets of ``pred``'s shape from labels ``(N,)`` or targets of ``pred``'s shape.
 
-    Float32 (float64 for float64 ``pred``); labels are compared with the class
-    indices on the fly, so no one-hot tensor is materialised when fused.
+    With ``scores`` ``(N,)`` (the quality targets of GFL/TOOD heads), the
+    labelled class of row ``i`` gets ``scores[i]`` instead of 1, and the other
+    classes 0. Float32 (float64 for float64 ``pred``); labels are compared
+    with the class indices on the fly, so no one-hot tensor is materialised
+    when fused.
     """
     dtype = compute_dtype(pred)
     if target.dim() == pred.dim():
         return target.to(dtype)
     classes = torch.arange(pred.shape[-1], device=pred.device)
-    return (target.unsqueeze(-1) == classes).to(dtype)
+    hit = target.unsqueeze(-1) == classes
+    if scores is None:
+        return hit.to(dtype)
+    return torch.where(hit, scores.to(dtype).unsqueeze(-1), torch.zeros((), dtype=dtype,
+                                                                       device=pred.device))
 
 
 def valid_mask(label_weight: Optional[Tensor], pred: Tensor) -> Tensor:
@@ -49,38 +56,75 @@ def valid_mask(label_weight: Optional[Tensor], pred: Tensor) -> Tensor:
     return label_weight > 0
 
 
+def split_quality_target(target, pred: Tensor, use_sigmoid: bool
+                         ) -> Tuple[Tensor, Optional[Tensor]]:
+    """``(labels, scores)`` of a quality-aware head, or ``(target, None)``; checked.
+
+    Args:
+        target: labels / targets, or a ``(labels, scores)`` pair: labels
+            ``(N,)`` integers, scores ``(N,)`` floating point in [0, 1].
+        pred (Tensor): logits ``(N, C)``.
+        use_sigmoid (bool): the pair is accepted by the sigmoid loss only.
+    """
+    if isinstance(target, Tensor):
+        return target, None
+    if not isinstance(target, (tuple, list)) or len(target) != 2:
+        raise TypeError('target must be a tensor or a (labels, scores) pair, got '
+                        f'{type(target).__name__}' +
+                        (f' of length {len(target)}' if isinstance(target, (tuple, list)) else ''))
+    if not use_sigmoid:
+        raise ValueError('(labels, scores) targets need use_sigmoid=True; the softmax GHM-C '
+                         'takes labels only')
+    labels, scores = target
+    if not isinstance(labels, Tensor) or labels.dim() != 1:
+        raise ValueError(f'the labels of a (labels, scores) target must have shape '
+                         f'({pred.shape[0]},), got {_shape(labels)}')
+    check_float_tensor('scores', scores)
+    if scores.shape != labels.shape:
+        raise ValueError(f'scores must have the labels\' shape {tuple(labels.shape)}, '
+                         f'got {tuple(scores.shape)}')
+    check_unit_range('scores', scores)
+    return labels, scores
+
+
+def _shape(value) -> str:
+    return str(tuple(value.shape)) if isinstance(value, Tensor) else type(value).__name__
+
+
 @fused
 def ghmc_region_index(pred: Tensor, target: Tensor, label_weight: Optional[Tensor],
-                      edges: Tensor) -> Tensor:
+                      edges: Tensor, scores: Optional[Tensor]) -> Tensor:
     """uint8 region of ``|sigmoid(pred) - t|`` per element; ``bins`` if invalid.
 
     Elements with a non-finite logit are invalid (``sigmoid(inf)`` is finite,
     but the logit is not).
     """
-    g = (pred.to(compute_dtype(pred)).sigmoid() - binary_targets(target, pred)).abs()
+    g = (pred.to(compute_dtype(pred)).sigmoid() - binary_targets(target, pred, scores)).abs()
     return region_index(g, valid_mask(label_weight, pred) & pred.isfinite(), edges)
 
 
 @fused
-def ghmc_elementwise(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor) -> Tensor:
+def ghmc_elementwise(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
+                     scores: Optional[Tensor]) -> Tensor:
     """``weights[index] * CE`` per element, float32 (``reduction='none'``)."""
     ce = F.binary_cross_entropy_with_logits(
-        pred.to(compute_dtype(pred)), binary_targets(target, pred), reduction='none')
+        pred.to(compute_dtype(pred)), binary_targets(target, pred, scores), reduction='none')
     return element_weights(weights, index, pred.isfinite()) * ce
 
 
 @fused
-def ghmc_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor) -> Tensor:
+def ghmc_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
+                      scores: Optional[Tensor]) -> Tensor:
     """``sum(weights[index] * CE)``, float32 scalar accumulated in float64 (no gradient)."""
     ce = F.binary_cross_entropy_with_logits(
-        pred.to(compute_dtype(pred)), binary_targets(target, pred), reduction='none')
+        pred.to(compute_dtype(pred)), binary_targets(target, pred, scores), reduction='none')
     weight = element_weights(weights, index, pred.isfinite())
     return (weight * ce).double().sum().to(ce.dtype)
 
 
 @fused
-def ghmc_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor,
-                               weights: Tensor) -> Tuple[Tensor, Tensor]:
+def ghmc_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
+                               scores: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """``sum(w * CE)`` and its gradient ``w * (sigmoid(x) - t)``, in one pass.
 
     ``w = weights[index]``. CE and the sigmoid share ``exp(-|x|)``:
@@ -91,7 +135,7 @@ def ghmc_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor,
     before it is scaled by the incoming gradient (``w`` reaches ``N / n``).
     """
     x = pred.to(compute_dtype(pred))
-    t = binary_targets(target, pred)
+    t = binary_targets(target, pred, scores)
     weight = element_weights(weights, index, pred.isfinite())
     e = torch.exp(-x.abs())
     ce = x.clamp(min=0) - x * t + torch.log1p(e)
@@ -108,8 +152,8 @@ class _WeightedCESum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, pred, target, index, weights):
-        total, grad = ghmc_weighted_sum_and_grad(pred, target, index, weights)
+    def forward(ctx, pred, target, index, weights, scores):
+        total, grad = ghmc_weighted_sum_and_grad(pred, target, index, weights, scores)
         ctx.save_for_backward(grad)
         ctx.pred_dtype = pred.dtype
         return total
@@ -117,7 +161,7 @@ class _WeightedCESum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         grad, = ctx.saved_tensors
-        return (grad * grad_output).to(ctx.pred_dtype), None, None, None
+        return (grad * grad_output).to(ctx.pred_dtype), None, None, None, None
 
 
 def ghm_c_loss(pred: Tensor,
@@ -129,7 +173,8 @@ def ghm_c_loss(pred: Tensor,
                reduction: str = 'mean',
                stats: Optional[Tensor] = None,
                global_density: bool = False,
-               options: Optional[HarmonizeOptions] = None) -> Tensor:
+               options: Optional[HarmonizeOptions] = None,
+               scores: Optional[Tensor] = None) -> Tensor:
     """GHM-C loss (functional core of :class:`GHMCLoss`).
 
     Args:
@@ -151,22 +196,25 @@ def ghm_c_loss(pred: Tensor,
             :func:`harmonize`).
         options (HarmonizeOptions | None): bias correction, weight cap,
             warm-up (see :func:`harmonize`); ``None``: as published.
+        scores (Tensor | None): ``(N,)`` soft targets in [0, 1] of the
+            labelled classes (with labels ``target``): ``t = scores[i]`` for
+            ``c == target[i]``, 0 elsewhere (Quality Focal Loss targets).
 
     Returns:
         Tensor: float32 loss; NaN if a logit is not finite (that element
         counts in no region; its gradient is NaN).
     """
-    index = ghmc_region_index(pred.detach(), target, label_weight, edges)
+    index = ghmc_region_index(pred.detach(), target, label_weight, edges, scores)
     weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
                                    global_density, options)
     if reduction == 'none':
-        return ghmc_elementwise(pred, target, index, weights)
+        return ghmc_elementwise(pred, target, index, weights, scores)
     if pred.numel() == 0:  # keep the graph connected
         return pred.to(compute_dtype(pred)).sum() * 0
     if pred.requires_grad and torch.is_grad_enabled():
-        total = _WeightedCESum.apply(pred, target, index, weights)
+        total = _WeightedCESum.apply(pred, target, index, weights, scores)
     else:
-        total = ghmc_weighted_sum(pred, target, index, weights)
+        total = ghmc_weighted_sum(pred, target, index, weights, scores)
     if reduction == 'mean':
         total = total / (num_valid + EPS)
     return total
@@ -221,8 +269,9 @@ class GHMCLoss(HarmonizedLoss):
             raise TypeError(f'use_sigmoid must be True or False, got {use_sigmoid!r}')
         self.use_sigmoid = use_sigmoid
 
-    def forward(self, pred: Tensor, target: Tensor, label_weight: Optional[Tensor] = None,
-                reduction_override: Optional[str] = None, *, avg_factor=None) -> Tensor:
+    def forward(self, pred: Tensor, target: Union[Tensor, Tuple[Tensor, Tensor]],
+                label_weight: Optional[Tensor] = None, reduction_override: Optional[str] = None,
+                *, avg_factor=None, weight: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         The positional order is the reference ``GHMC.forward``'s; heads pass
@@ -230,22 +279,33 @@ class GHMCLoss(HarmonizedLoss):
 
         Args:
             pred (Tensor): logits ``(N, C)`` (softmax: ``(N, C + 1)``).
-            target (Tensor): labels ``(N,)`` in ``[0, C]`` or binary ``(N, C)``
-                in [0, 1] (softmax: labels only).
+            target (Tensor | tuple): labels ``(N,)`` in ``[0, C]``, targets
+                ``(N, C)`` in [0, 1], or ``(labels, scores)``, each ``(N,)``,
+                as GFL/TOOD heads pass (the labelled class's target is the
+                score in [0, 1], e.g. the IoU of the predicted box; the other
+                classes' is 0). Softmax: labels only.
             label_weight (Tensor, optional): ``(N,)`` or ``(N, C)``; > 0 marks
                 valid elements (softmax: ``(N,)``).
             reduction_override (str, optional): overrides ``reduction``.
             avg_factor: keyword only; ignored, as in the reference: the loss
                 normalises by its own count of valid elements.
+            weight (Tensor, optional): keyword only, another name of
+                ``label_weight`` (GFL/TOOD heads pass ``weight=``).
 
         Returns:
             Tensor: float32 scalar, or ``(N, C)`` (softmax: ``(N,)``) for
             ``reduction='none'``.
         """
         reduction = self._reduction(reduction_override)
+        if weight is not None:
+            if label_weight is not None:
+                raise ValueError('give the element weights as label_weight or as weight, '
+                                 'not both')
+            label_weight = weight
         check_float_tensor('pred', pred)
         if pred.dim() != 2:
             raise ValueError(f'pred must have shape (N, C), got {tuple(pred.shape)}')
+        target, scores = split_quality_target(target, pred, self.use_sigmoid)
         if not self.use_sigmoid:
             return self._softmax_forward(pred, target, label_weight, reduction)
         if target.dim() == 1:
@@ -258,7 +318,7 @@ class GHMCLoss(HarmonizedLoss):
         check_weight_shape('label_weight', label_weight, pred, allow_rows=True)
         loss = ghm_c_loss(pred, target, label_weight, self.edges, self.acc_sum,
                           self.momentum, reduction, self.region_stats, self.global_density,
-                          self.harmonize_options())
+                          self.harmonize_options(), scores)
         return loss * self.loss_weight
 
     def _softmax_forward(self, pred, labels, label_weight, reduction):

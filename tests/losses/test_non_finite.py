@@ -64,6 +64,8 @@ def ghm_case(kind, bad):
     target = labels
     if kind == 'ghmc-binary':
         target = torch.nn.functional.one_hot(labels, C + 1)[:, :C].float()
+    if kind == 'ghmc-quality':  # GFL's (labels, IoU scores)
+        target = (labels, torch.rand(N))
     nxt = (torch.randn(N, C) * 3, target, torch.ones(N, C))
     return module, (bad_pred, target, weight), (pred, target, weight * ~mask), mask, nxt
 
@@ -75,7 +77,7 @@ def forward_backward(module, pred, target, weight, reduction):
     return loss.detach(), pred.grad
 
 
-KINDS = ['ghmc-labels', 'ghmc-binary', 'ghmc-softmax', 'ghmr']
+KINDS = ['ghmc-labels', 'ghmc-binary', 'ghmc-quality', 'ghmc-softmax', 'ghmr']
 
 
 @pytest.mark.parametrize('reduction', REDUCTIONS)
