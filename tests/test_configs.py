@@ -373,18 +373,24 @@ def test_head_config_builds_with_ghmc(name):
         assert head.cls_loss_per_level is True
 
 
-@pytest.mark.parametrize('name', ['fcos_r50-caffe_fpn_gn-head_ghmc-1x_coco',
-                                  'atss_r50_fpn_ghmc-1x_coco'])
+HEAD_LOSSES = {
+    'fcos_r50-caffe_fpn_gn-head_ghmc-1x_coco': ['loss_bbox', 'loss_centerness', 'loss_cls'],
+    'atss_r50_fpn_ghmc-1x_coco': ['loss_bbox', 'loss_centerness', 'loss_cls'],
+    'gfl_r50_fpn_ghmc-1x_coco': ['loss_bbox', 'loss_cls', 'loss_dfl'],
+}
+
+
+@pytest.mark.parametrize('name', sorted(HEAD_LOSSES))
 def test_head_config_computes_its_losses(name):
-    """FCOS (per-level calls through GHMFCOSHead) and ATSS (per level natively)
-    compute GHM-C with their own box losses. (GFL passes GHM-C a (labels,
-    scores) target, which only builds here.)"""
+    """FCOS (per-level calls through GHMFCOSHead), ATSS (per level natively)
+    and GFL (per level, (labels, IoU scores) targets with weight=) compute
+    GHM-C with their own box losses."""
     torch.manual_seed(0)
     model = _build(_load_ghm(name))
     model.train()
     data = _tiny_batch(model)
     losses = model.loss(data['inputs'], data['data_samples'])
-    assert sorted(losses) == ['loss_bbox', 'loss_centerness', 'loss_cls']
+    assert sorted(losses) == HEAD_LOSSES[name]
     total = 0
     for key, value in losses.items():
         value = sum(value) if isinstance(value, (list, tuple)) else value

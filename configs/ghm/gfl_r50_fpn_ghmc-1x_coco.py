@@ -10,8 +10,8 @@
 # the GHM configs' gradient clipping (max_norm=35, norm_type=2).
 # The box losses stay GFL's GIoU and distribution focal losses: GHM-R
 # harmonizes the ASL1 loss of box deltas and does not apply to them (README).
-# Needs GHMCLoss to accept the (labels, scores) target and the weight=
-# keyword that GFLHead passes; not trained on COCO by this project yet.
+# GHMCLoss takes that (labels, scores) target and the weight= keyword
+# (tests/losses/test_ghm_c_quality.py); not trained on COCO by this project yet.
 _base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)

@@ -1,4 +1,4 @@
-"""FCOS (per-level GHM-C through GHMFCOSHead) and ATSS with GHM-C train through
+"""FCOS (per-level GHM-C through GHMFCOSHead), ATSS and GFL with GHM-C train through
 tools/train.py and through MMDetection's own tools/train.py.
 
 One epoch of 2 iterations on a tiny synthetic set (4 train / 2 val images of
@@ -19,6 +19,8 @@ TOOLS = {'ours': osp.join(REPO, 'tools'),
 CONFIGS = {
     'fcos': osp.join(REPO, 'configs', 'synthetic', 'fcos_tiny-r18_fpn_ghm_synthetic-shapes.py'),
     'atss': osp.join(REPO, 'configs', 'synthetic', 'atss_tiny-r18_fpn_ghm_synthetic-shapes.py'),
+    # (labels, IoU scores) targets and weight= (GFLHead)
+    'gfl': osp.join(REPO, 'configs', 'synthetic', 'gfl_tiny-r18_fpn_ghm_synthetic-shapes.py'),
 }
 TEMPLATE = '''
 _base_ = {base!r}
