@@ -17,9 +17,9 @@ classes and range over [0, sqrt(2)], breaking the unit regions.) Examples
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from .fused import fused
 from .gradient_density import (EPS, HarmonizeOptions, compute_dtype, element_weights, harmonize,
                                region_index)
 
@@ -28,6 +28,12 @@ def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
     """``1 - softmax(logits)[label]`` per row, ``(N,)``, float32 (float64 kept)."""
     log_p = logits.to(compute_dtype(logits)).log_softmax(dim=-1)
     return 1 - log_p.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1).exp()
+
+
+@fused
+def finite_rows(logits: Tensor) -> Tensor:
+    """``(N,)`` bool: every logit of the row is finite (compiled: one read, no mask)."""
+    return logits.isfinite().all(dim=-1)
 
 
 def ghm_c_softmax_loss(pred: Tensor,
@@ -54,15 +60,17 @@ def ghm_c_softmax_loss(pred: Tensor,
         Tensor: float32 loss; NaN if a row holds a non-finite logit (that row
         counts in no region; its gradient is NaN).
     """
+    # One log-softmax gives both the CE (with autograd) and the gradient norm.
+    log_p = pred.to(compute_dtype(pred)).log_softmax(dim=-1)
+    log_p_label = log_p.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
-        g = softmax_gradient_norm(pred.detach(), labels)
-        finite = pred.detach().isfinite().all(dim=-1)
+        g = 1 - log_p_label.detach().exp()  # softmax_gradient_norm
+        finite = finite_rows(pred.detach())
         valid = finite if label_weight is None else finite & (label_weight > 0)
         index = region_index(g, valid, edges)
     weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
                                    global_density, options)
-    ce = F.cross_entropy(pred.to(compute_dtype(pred)), labels.long(), reduction='none')
-    loss = element_weights(weights, index, finite) * ce
+    loss = element_weights(weights, index, finite) * -log_p_label
     if reduction == 'none':
         return loss
     loss = loss.sum()
