@@ -2,7 +2,7 @@ PYTHON ?= python3
 # extra arguments of tools/main_job.py, e.g. make main ARGS="--seeds 3"
 ARGS ?=
 
-.PHONY: install test main bench
+.PHONY: install test main bench speed
 
 install:
 	PYTHON=$(PYTHON) bash tools/install.sh
@@ -15,3 +15,7 @@ main: install
 
 bench: install
 	$(PYTHON) tools/analysis_tools/benchmark_losses.py
+
+# CI's guard: GHM-C / GHM-R against plain BCE / L1 at a reduced size (about 30 s)
+speed: install
+	$(PYTHON) tools/analysis_tools/check_loss_speed.py

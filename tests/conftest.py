@@ -1,10 +1,10 @@
 """Shared pytest set-up: registries, deterministic seeds, switches for the fused kernels."""
-import contextlib
 import functools
-import os
 
 import pytest
 import torch
+
+from mmdet_ghm.losses.fused import kernels_compiled  # noqa: F401  (tests import it from here)
 
 
 @pytest.fixture(autouse=True)
@@ -22,20 +22,6 @@ def _mmdet_scope():
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmdet'):
         yield
-
-
-@contextlib.contextmanager
-def kernels_compiled(enabled: bool):
-    """Run the GHM kernels compiled (``True``) or eager (``False``)."""
-    old = os.environ.get('MMDET_GHM_COMPILE')
-    os.environ['MMDET_GHM_COMPILE'] = '1' if enabled else '0'
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ['MMDET_GHM_COMPILE']
-        else:
-            os.environ['MMDET_GHM_COMPILE'] = old
 
 
 @pytest.fixture(params=[False, True], ids=['eager', 'compiled'])

@@ -14,7 +14,6 @@ The baselines are the plain PyTorch losses a head could call instead:
 before timing (sigmoid classification), ``F.cross_entropy`` on integer
 labels (softmax classification), MMDetection's ``L1Loss`` (regression).
 """
-import contextlib
 import datetime
 import json
 import os
@@ -27,6 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from mmdet_ghm.losses.fused import kernels_compiled
 
 STRIDES = (8, 16, 32, 64, 128)
 ANCHORS_PER_LOCATION = 9
@@ -111,20 +112,6 @@ class PlainCE(nn.Module):
         return F.cross_entropy(pred, labels)
 
 
-@contextlib.contextmanager
-def eager_kernels():
-    """Run this package's kernels eagerly (``MMDET_GHM_COMPILE=0``) inside the block."""
-    old = os.environ.get('MMDET_GHM_COMPILE')
-    os.environ['MMDET_GHM_COMPILE'] = '0'
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ['MMDET_GHM_COMPILE']
-        else:
-            os.environ['MMDET_GHM_COMPILE'] = old
-
-
 class EagerKernels(nn.Module):
     """``loss`` called with its kernels eager, to compare with the compiled ones in one process."""
 
@@ -133,7 +120,7 @@ class EagerKernels(nn.Module):
         self.loss = loss
 
     def forward(self, *args, **kwargs):
-        with eager_kernels():
+        with kernels_compiled(False):
             return self.loss(*args, **kwargs)
 
 
@@ -297,7 +284,9 @@ def render_record(record: Dict) -> str:
     head = (f"Record `{record['name']}`: {env['date'][:10]}, commit "
             f"`{(code.get('commit') or 'unknown')[:7]}`{' (dirty)' if code.get('dirty') else ''}, "
             f"{env['device']} ({machine['cpu']}, {machine['cores']} cores, "
-            f"{machine['torch_threads']} threads), torch {env['torch']}, {compiled}; "
+            f"{machine['torch_threads']} threads, load average "
+            f"{', '.join(str(x) for x in env.get('load_average', [])) or 'not recorded'}), "
+            f"torch {env['torch']}, {compiled}; "
             f"{setting['images']} images of {setting['height']}x{setting['width']}, "
             f"{setting['num_classes']} classes, median of {setting['rounds']} rounds.")
     parts = [head]
@@ -320,7 +309,7 @@ def render_change(before: Dict, after: Dict) -> str:
              '| --- | ---: | ---: |']
     for key, group in after['groups'].items():
         old_rows = {row['name']: row for row in before['groups'].get(key, {}).get('variants', [])}
-        base = group['variants'][0]['name']
+        base = group['variants'][0]['name'].split(' (')[0]
         for row in group['variants'][1:]:
             old = old_rows.get(row['name'])
             old_ratio = f"{old['ratio']:.2f}" if old else '—'

@@ -17,6 +17,7 @@ Only the compiler's own errors (see
 eager; any other error of a call (out of memory, bad inputs) propagates
 unchanged and the kernel stays compiled.
 """
+import contextlib
 import functools
 import os
 import types
@@ -32,6 +33,23 @@ from ..utils.torch_compat import (compile_available, compiled_cpu_division_is_ie
 def compile_enabled() -> bool:
     """Whether kernels are compiled (``MMDET_GHM_COMPILE``, default on)."""
     return os.environ.get('MMDET_GHM_COMPILE', '1').lower() not in ('0', 'false', 'no', 'off')
+
+
+@contextlib.contextmanager
+def kernels_compiled(enabled: bool):
+    """Run the kernels compiled (``True``) or eager (``False``) inside the block.
+
+    Sets ``MMDET_GHM_COMPILE`` for the block and restores it afterwards.
+    """
+    old = os.environ.get('MMDET_GHM_COMPILE')
+    os.environ['MMDET_GHM_COMPILE'] = '1' if enabled else '0'
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ['MMDET_GHM_COMPILE']
+        else:
+            os.environ['MMDET_GHM_COMPILE'] = old
 
 
 def kernel_repeats() -> int:
