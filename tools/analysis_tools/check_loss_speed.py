@@ -70,20 +70,26 @@ def verdict(results: dict, limits: dict) -> list:
     return [name for name, result in results.items() if result['ratio_of_minima'] > limits[name]]
 
 
-def calibrate(runs: int, rounds: int) -> dict:
+def calibrate(runs: int, rounds: int, previous: dict) -> dict:
     """``runs`` guard measurements in fresh processes with the kernels as they
-    are, and as many with every compiled kernel run twice (a 2x slower kernel)."""
+    are, and as many with every compiled kernel run twice (a 2x slower kernel).
+
+    Each entry keeps the machine's load average when it started; the entries
+    of ``previous`` (an earlier calibration) are kept before the new ones.
+    """
     from mmdet_ghm.analysis.loss_benchmark import environment
-    measured = {'normal': [], 'kernels_twice_as_slow': []}
+    measured = {key: list(previous.get(key, [])) for key in ('normal', 'kernels_twice_as_slow')}
     for key, repeat in (('normal', '1'), ('kernels_twice_as_slow', '2')):
         for _ in range(runs):
+            load = round(os.getloadavg()[0], 2)
             env = dict(os.environ, MMDET_GHM_KERNEL_REPEAT=repeat)
             out = subprocess.run([sys.executable, __file__, '--json', '--rounds', str(rounds)],
                                  env=env, capture_output=True, text=True, check=True).stdout
             results = json.loads(out.strip().splitlines()[-1])
-            measured[key].append({k: round(v['ratio_of_minima'], 3) for k, v in results.items()})
-            print(f'[calibrate] {key}: {measured[key][-1]} (load {os.getloadavg()[0]:.1f})',
-                  flush=True)
+            entry = {k: round(v['ratio_of_minima'], 3) for k, v in results.items()}
+            entry['load'] = load
+            measured[key].append(entry)
+            print(f'[calibrate] {key}: {entry}', flush=True)
     record = environment(torch.device('cpu'))
     record.update(measured, rounds=rounds)
     return record
@@ -97,11 +103,15 @@ def main():
     parser.add_argument('--clock', choices=['thread', 'wall'], default='thread')
     parser.add_argument('--json', action='store_true', help='print the results as JSON only')
     parser.add_argument('--calibrate', type=int, metavar='N',
-                        help=f'N runs with normal and with 2x slower kernels into {CALIBRATION}')
+                        help=f'N more runs with normal and with 2x slower kernels, added to {CALIBRATION}')
     args = parser.parse_args()
     if args.calibrate:
-        record = calibrate(args.calibrate, args.rounds)
         path = osp.join(REPO, CALIBRATION)
+        previous = {}
+        if osp.exists(path):
+            with open(path) as f:
+                previous = json.load(f)
+        record = calibrate(args.calibrate, args.rounds, previous)
         os.makedirs(osp.dirname(path), exist_ok=True)
         with open(path, 'w') as f:
             json.dump(record, f, indent=1)
