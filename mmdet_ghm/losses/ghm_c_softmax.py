@@ -24,10 +24,15 @@ from .gradient_density import (EPS, HarmonizeOptions, compute_dtype, element_wei
                                region_index)
 
 
+def label_log_softmax(logits: Tensor, labels: Tensor) -> Tensor:
+    """``log softmax(logits)[label]`` per row, ``(N,)``, float32 (float64 kept)."""
+    log_p = logits.to(compute_dtype(logits)).log_softmax(dim=-1)
+    return log_p.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
+
+
 def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
     """``1 - softmax(logits)[label]`` per row, ``(N,)``, float32 (float64 kept)."""
-    log_p = logits.to(compute_dtype(logits)).log_softmax(dim=-1)
-    return 1 - log_p.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1).exp()
+    return 1 - label_log_softmax(logits, labels).exp()
 
 
 @fused
@@ -61,10 +66,9 @@ def ghm_c_softmax_loss(pred: Tensor,
         counts in no region; its gradient is NaN).
     """
     # One log-softmax gives both the CE (with autograd) and the gradient norm.
-    log_p = pred.to(compute_dtype(pred)).log_softmax(dim=-1)
-    log_p_label = log_p.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
+    log_p_label = label_log_softmax(pred, labels)
     with torch.no_grad():
-        g = 1 - log_p_label.detach().exp()  # softmax_gradient_norm
+        g = 1 - log_p_label.detach().exp()  # softmax_gradient_norm from the same log-softmax
         finite = finite_rows(pred.detach())
         valid = finite if label_weight is None else finite & (label_weight > 0)
         index = region_index(g, valid, edges)
