@@ -94,6 +94,26 @@ class HarmonizedLoss(nn.Module):
         if self.warmup:
             self.register_buffer('warmup_iter', torch.zeros((), dtype=torch.int64))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse ``edges`` whose interior edges are not ``float32(j) / bins``.
+
+        :func:`~.gradient_density.region_index` computes the interior edges
+        where that is exact and reads them from ``edges`` elsewhere (CUDA), so
+        other edges would give different regions on different devices. Every
+        GHM state dict, this package's and MMDetection's, has these edges.
+        """
+        loaded = state_dict.get(prefix + 'edges')
+        if loaded is not None and loaded.shape == self.edges.shape:
+            expected = region_edges(self.bins, 0.0)[:-1]
+            interior = loaded.detach().to('cpu', torch.float32)[:-1]
+            if not torch.equal(interior, expected):
+                j = int((interior != expected).nonzero()[0])
+                raise ValueError(
+                    f'{prefix}edges in the state dict are not the regions of bins={self.bins}: '
+                    f'edge {j} is {float(interior[j])!r}, expected {float(expected[j])!r} '
+                    f'(= {j} / {self.bins} in float32)')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def set_warmup_iter(self, iteration: int) -> None:
         """Set the training iteration ``t`` of the warm-up (a device write, no sync).
 

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from mmdet.models.losses import GHMC
+from mmdet.models.losses import GHMC, GHMR
 
-from mmdet_ghm.losses import GHMCLoss
+from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 
 
 def rel_diff(a, b):
@@ -282,3 +282,15 @@ def test_region_stats_accumulate_over_calls_on_the_device(eager_kernels):
     loss.reset_region_stats()
     assert loss.region_summary()['counts'].tolist() == [0.0, 0.0]
     assert 'region_stats' not in loss.state_dict()
+
+
+@pytest.mark.parametrize('bins', [1, 7, 10, 30, 254])
+def test_state_dict_with_other_edges_is_refused(bins):
+    # The reference's edges (GHM-C's and GHM-R's last edge) load for every bins ...
+    GHMCLoss(bins=bins).load_state_dict(GHMC(bins=bins).state_dict())
+    GHMRLoss(bins=bins).load_state_dict(GHMR(bins=bins).state_dict())
+    # ... edges of another construction would put elements in other regions.
+    state = GHMC(bins=bins).state_dict()
+    state['edges'][bins // 2] = torch.nextafter(state['edges'][bins // 2], torch.tensor(2.0))
+    with pytest.raises(ValueError, match=rf'edges .* bins={bins}: edge {bins // 2} is'):
+        GHMCLoss(bins=bins).load_state_dict(state)
