@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run the synthetic-set study: named variants x seeds, resumable, aggregated.
+"""Run the study: named variants (data set x recipe x loss) x seeds, resumable, aggregated.
 
 Every finished run writes ``docs/results/runs/<variant>/seed<k>.json``; a run
 whose record exists is skipped, so the study can be run in batches (and
@@ -12,9 +12,11 @@ Usage::
     python3 tools/study.py --list
     python3 tools/study.py --variants ce fl ghm ghm-ref --seeds 0 1 2
     python3 tools/study.py --aggregate                  # records -> json, md, png, README
+    python3 tools/study.py --migrate                    # old records -> no absolute paths
     python3 tools/study.py --quick --variants fl --seeds 0 --records /tmp/r --work-dir /tmp/w
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -39,8 +41,8 @@ def parse_args(argv=None):
                         help='record directory (default: docs/results/runs)')
     parser.add_argument('--work-dir', default='work_dirs/study',
                         help='MMEngine work dirs of the runs (default: work_dirs/study)')
-    parser.add_argument('--data-root', default=None, help='data set directory (default: '
-                        'data/synthetic_shapes/, noise variants beside it)')
+    parser.add_argument('--data-dir', default=None, help='directory of the data sets, each '
+                        'in <data-dir>/<set id>/ (default: the repository\'s data/)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: tiny data set, 1 epoch')
     parser.add_argument('--stall-timeout', type=float, default=900,
@@ -51,6 +53,9 @@ def parse_args(argv=None):
                         help='README whose study blocks to regenerate (default: README.md '
                         'when --records is the default)')
     parser.add_argument('--list', action='store_true', help='list the variants and exit')
+    parser.add_argument('--migrate', action='store_true',
+                        help='rewrite schema-1 records (and reproductions) without the '
+                        'absolute paths they kept, then aggregate')
     parser.add_argument('--reproduce', nargs=2, metavar=('VARIANT', 'SEED'), default=None,
                         help='train one recorded run again (record under '
                         'docs/results/reproductions/) and compare its mAP with the record '
@@ -70,8 +75,8 @@ def parse_args(argv=None):
             parser.error(f'--reproduce takes a known variant and a seed, got {args.reproduce}')
         if args.variants:
             parser.error('--reproduce runs one recorded run; give no --variants')
-    if not (args.variants or args.aggregate or args.list or args.reproduce):
-        parser.error('give --variants, --aggregate, --reproduce or --list')
+    if not (args.variants or args.aggregate or args.list or args.reproduce or args.migrate):
+        parser.error('give --variants, --aggregate, --reproduce, --migrate or --list')
     return args
 
 
@@ -96,6 +101,23 @@ def write_outputs(records_dir: str, readme) -> dict:
     print(f'wrote {out}/study.json, study.md, study_curves.png' +
           (f' and the study blocks of {readme}' if readme else ''))
     return study
+
+
+def migrate(records: str, data_dir: str) -> None:
+    """Rewrite every schema-1 record under ``records`` (and its reproductions) portably."""
+    from mmdet_ghm.study.records import migrate_record, write_json_atomic
+    changed = 0
+    for folder in (records, osp.join(osp.dirname(records.rstrip('/')), 'reproductions')):
+        for dirpath, _, names in sorted(os.walk(folder)):
+            for name in sorted(n for n in names if n.endswith('.json')):
+                path = osp.join(dirpath, name)
+                with open(path) as f:
+                    record = json.load(f)
+                new = migrate_record(record, data_dir)
+                if new is not record:
+                    write_json_atomic(path, new)
+                    changed += 1
+    print(f'migrated {changed} record(s) to schema 2')
 
 
 def reproduce(variant: str, seed: int, records: str, options) -> int:
@@ -136,8 +158,8 @@ def main(argv=None) -> int:
     from mmdet_ghm.study.variants import VARIANTS
     if args.list:
         for name, v in VARIANTS.items():
-            print(f'{name:16s} {v.group:9s} {v.label}  ({v.config}'
-                  + (f', {v.epochs} epochs' if v.epochs else '')
+            print(f'{name:22s} {v.dataset:6s} {v.recipe:5s} {v.group:12s} {v.label}  '
+                  f'({v.config}' + (f', {v.epochs} epochs' if v.epochs else '')
                   + (f', noise {v.noise:g}' if v.noise is not None else '') + ')')
         return 0
     # the user's paths are relative to where they run the command; defaults to the repository
@@ -147,16 +169,22 @@ def main(argv=None) -> int:
                 else osp.abspath(args.work_dir))
     readme = (osp.abspath(args.readme) if args.readme else
               osp.join(REPO, 'README.md') if default_records and not args.quick else None)
-    data_root = osp.abspath(args.data_root) if args.data_root else None
+    data_dir = osp.abspath(args.data_dir) if args.data_dir else osp.join(REPO, 'data')
     os.chdir(REPO)
     failed = []
     options = GridOptions(root=REPO, work_dir=work_dir, jobs=args.jobs, threads=args.threads,
-                          quick=args.quick, data_root=data_root,
+                          quick=args.quick, data_dir=data_dir,
                           stall_timeout=args.stall_timeout)
     if args.reproduce:
         try:
             return reproduce(args.reproduce[0], int(args.reproduce[1]), records, options)
         except StudyError as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
+    if args.migrate:
+        try:
+            migrate(records, data_dir)
+        except ValueError as error:
             print(f'error: {error}', file=sys.stderr)
             return 2
     if args.variants:

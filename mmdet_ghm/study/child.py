@@ -127,7 +127,7 @@ def train_one(spec: dict, echo=print) -> dict:
         variant_spec=spec['variant'],
         seed=spec['seed'],
         config=spec['config_rel'],
-        overrides=spec['overrides'],
+        overrides=spec.get('record_overrides', spec['overrides']),
         epochs=cfg.train_cfg.max_epochs,
         bbox_mAP=final.get('bbox_mAP'),
         final={k: v for k, v in final.items() if k != 'epoch'},

@@ -13,8 +13,9 @@ import platform
 import subprocess
 from typing import Dict, List, Optional
 
-#: Bumped when a record's layout changes incompatibly.
-RECORD_SCHEMA = 1
+#: Bumped when a record's layout changes incompatibly. 2: no absolute paths
+#: (data sets by id and annotation hashes; see :func:`migrate_record`).
+RECORD_SCHEMA = 2
 
 
 def record_path(records_dir: str, variant: str, seed: int) -> str:
@@ -89,8 +90,17 @@ def _cpu_model() -> str:
     return platform.processor() or 'unknown'
 
 
-def environment() -> Dict:
-    """Library versions and the machine (call in the training process)."""
+def _same_dir(a: str, b: str) -> bool:
+    return osp.isdir(a) and osp.isdir(b) and osp.samefile(a, b)
+
+
+def environment(root: Optional[str] = None) -> Dict:
+    """Library versions and the machine (call in the training process).
+
+    ``mmdet_ghm_from_checkout`` says whether the package was imported from the
+    checkout at ``root`` (default: the working directory, where the runner
+    starts its children), whose commit the record's ``code`` gives.
+    """
     import mmcv
     import mmdet
     import mmengine
@@ -101,7 +111,48 @@ def environment() -> Dict:
     return dict(
         python=platform.python_version(), torch=torch.__version__, mmcv=mmcv.__version__,
         mmdet=mmdet.__version__, mmengine=mmengine.__version__, numpy=numpy.__version__,
-        mmdet_ghm_path=osp.dirname(mmdet_ghm.__file__),
+        mmdet_ghm_from_checkout=_same_dir(osp.dirname(mmdet_ghm.__file__),
+                                          osp.join(root or os.getcwd(), 'mmdet_ghm')),
         machine=dict(system=platform.system(), arch=platform.machine(), cpu=_cpu_model(),
                      cores=os.cpu_count(), torch_threads=torch.get_num_threads()),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+
+
+def migrate_record(record: dict, data_dir: str) -> dict:
+    """A schema-1 record made portable (schema 2); schema-2 records come back as they are.
+
+    Schema 1 kept the machine's paths: ``data.data_root`` (absolute, also in
+    the data-location overrides) and ``env.mmdet_ghm_path``. The set is now
+    named by its id (the root's last component, as the runner names sets) and
+    the SHA-256 of its annotation files, read from ``<data_dir>/<id>/`` (built
+    there from the recorded generator parameters if missing) after checking
+    that the set has the recorded stats; the overrides say
+    ``data/<id>/``; ``env.mmdet_ghm_from_checkout`` replaces the package path
+    (a path outside ``site-packages`` was a checkout).
+
+    Raises:
+        ValueError: the set in ``data_dir`` has other parameters or stats.
+    """
+    from .runner import build_data_set, describe_data, portable
+    if record.get('schema', 1) >= 2:
+        return record
+    record = json.loads(json.dumps(record))
+    old = record['data']
+    root = old['data_root'] if old['data_root'].endswith('/') else old['data_root'] + '/'
+    set_id = osp.basename(root.rstrip('/'))
+    local = osp.join(osp.abspath(data_dir), set_id) + '/'
+    # schema-1 records are of the synthetic set, which is deterministic: a
+    # missing set is generated again from the recorded parameters
+    stats = build_data_set('shapes', local, old.get('generator_cfg') or {}).get('stats')
+    if stats != old.get('stats'):
+        raise ValueError(f'cannot migrate the record of {record["variant"]} seed '
+                         f'{record["seed"]}: the set in {local} has other stats than the '
+                         f'recorded set {set_id!r}')
+    record['data'] = describe_data(set_id, local, old.get('generator_cfg'), old.get('stats'))
+    record['overrides'] = portable(record['overrides'], root, set_id)
+    env = record.get('env') or {}
+    path = env.pop('mmdet_ghm_path', None)
+    if path is not None:
+        env['mmdet_ghm_from_checkout'] = 'site-packages' not in path.split(os.sep)
+    record['schema'] = RECORD_SCHEMA
+    return record

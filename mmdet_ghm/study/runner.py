@@ -8,6 +8,7 @@ A child that writes no progress for ``stall_timeout`` seconds is killed and
 reported as failed; the other runs go on.
 """
 import datetime
+import hashlib
 import json
 import os
 import os.path as osp
@@ -21,11 +22,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 from .records import code_state, read_record, record_path
 from .variants import Variant
 
-DATA_ROOT = 'data/synthetic_shapes/'
-QUICK_DATA_ROOT = 'data/synthetic_shapes_quick/'
-#: --quick: a tiny set of its own (so it never clashes with the full one).
+DATA_DIR = 'data'
+#: --quick: a tiny synthetic set of its own (so it never clashes with the full one).
 QUICK_GENERATOR = dict(seed=0, num_train=24, num_val=8)
 NOISE_KEYS = ('label_noise', 'missing_rate', 'box_noise')
+#: The dataset argument that carries a set's parameters, per data set.
+PARAMS_KEY = dict(shapes='generator_cfg', crowns='converter_cfg')
+ANNOTATIONS = ('annotations/instances_train.json', 'annotations/instances_val.json')
 
 
 class StudyError(Exception):
@@ -55,28 +58,34 @@ class Run:
         return float(self.variant.epochs or 30)
 
 
-def data_settings(variant: Variant, quick: bool, data_root: Optional[str] = None):
-    """``(data_root, generator_cfg)`` of a variant (absolute root, trailing slash).
+def data_settings(variant: Variant, quick: bool, data_dir: Optional[str] = None):
+    """``(set_id, data_root, params)`` of a variant's data set.
 
-    The default set lives in ``data/synthetic_shapes/``; a variant with its
-    own outlier rate gets ``..._noise<percent>/`` next to it, since a data
-    root never holds a set made with other parameters.
+    Every set lives in ``<data_dir>/<set_id>/`` (``data_dir`` defaults to the
+    repository's ``data/``; the root is absolute, with a trailing slash). The
+    id names the set in records: ``synthetic_shapes`` (``_quick`` for
+    ``--quick``, ``_noise<percent>`` for a variant with its own outlier rate,
+    since a data root never holds a set made with other parameters) or
+    ``tree_crowns`` (the same set in quick runs: it is small).
     """
-    generator = dict(QUICK_GENERATOR) if quick else dict(seed=0)
-    root = data_root or (QUICK_DATA_ROOT if quick else DATA_ROOT)
-    root = root.rstrip('/')
-    if variant.noise is not None:
-        generator.update({key: variant.noise for key in NOISE_KEYS})
-        root += f'_noise{variant.noise * 100:g}'
-    return osp.abspath(root) + '/', generator
+    if variant.dataset == 'crowns':
+        set_id, params = 'tree_crowns', {}
+    else:
+        set_id = 'synthetic_shapes_quick' if quick else 'synthetic_shapes'
+        params = dict(QUICK_GENERATOR) if quick else dict(seed=0)
+        if variant.noise is not None:
+            params.update({key: variant.noise for key in NOISE_KEYS})
+            set_id += f'_noise{variant.noise * 100:g}'
+    root = osp.join(osp.abspath(data_dir or DATA_DIR), set_id) + '/'
+    return set_id, root, params
 
 
-def run_overrides(data_root: str, generator: dict, quick: bool) -> Dict:
-    """``merge_from_dict`` overrides that point a synthetic config at a data set."""
+def run_overrides(dataset: str, data_root: str, params: dict, quick: bool) -> Dict:
+    """``merge_from_dict`` overrides that point a study config at a data set."""
     overrides = {}
     for split in ('train', 'val', 'test'):
         overrides[f'{split}_dataloader.dataset.data_root'] = data_root
-        overrides[f'{split}_dataloader.dataset.generator_cfg'] = generator
+        overrides[f'{split}_dataloader.dataset.{PARAMS_KEY[dataset]}'] = params
     for split in ('val', 'test'):
         overrides[f'{split}_evaluator.ann_file'] = data_root + 'annotations/instances_val.json'
     if quick:
@@ -91,6 +100,37 @@ def run_overrides(data_root: str, generator: dict, quick: bool) -> Dict:
     return overrides
 
 
+def portable(value, data_root: str, set_id: str):
+    """``value`` with the machine's ``data_root`` written as ``data/<set_id>/``.
+
+    Records name data sets by id, relative to the repository (where the
+    runner puts them by default), never by a machine's absolute path.
+    """
+    if isinstance(value, str):
+        return f'{DATA_DIR}/{set_id}/' + value[len(data_root):] if value.startswith(
+            data_root) else value
+    if isinstance(value, dict):
+        return {key: portable(item, data_root, set_id) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, data_root, set_id) for item in value]
+    return value
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_data(set_id: str, data_root: str, params: dict, stats) -> Dict:
+    """A record's ``data``: the set's id, parameters, stats and annotation hashes."""
+    return dict(id=set_id, params=params, stats=stats, annotations_sha256={
+        name: file_sha256(osp.join(data_root, name)) for name in ANNOTATIONS})
+
+
 def plan(variants: Sequence[Variant], seeds: Sequence[int], records_dir: str) -> List[Run]:
     """The grid in order (seed-major, so early batches cover every variant)."""
     runs = []
@@ -101,28 +141,37 @@ def plan(variants: Sequence[Variant], seeds: Sequence[int], records_dir: str) ->
     return runs
 
 
-def prepare_data(runs: Sequence[Run], quick: bool, data_root: Optional[str], echo) -> Dict:
-    """Generate (or check) every data set the pending runs need.
+def build_data_set(dataset: str, root: str, params: dict) -> dict:
+    """Build the set ``dataset`` in ``root`` if missing (or check it); its meta."""
+    if dataset == 'crowns':
+        from mmdet_ghm.datasets.tree_crowns import ensure_tree_crowns
+        return ensure_tree_crowns(root, **params)
+    from mmdet_ghm.datasets.synthetic_shapes import ensure_synthetic_shapes
+    return ensure_synthetic_shapes(root, **params)
+
+
+def prepare_data(runs: Sequence[Run], quick: bool, data_dir: Optional[str], echo) -> Dict:
+    """Build (or check) every data set the pending runs need.
 
     Returns:
-        dict: data root -> the set's ``{'params', 'stats'}``.
+        dict: data root -> the record's ``data`` of that set (:func:`describe_data`).
 
     Raises:
         StudyError: a data root holds another set, is incomplete, or cannot
-            be written.
+            be written or fetched.
     """
-    from mmdet_ghm.datasets.synthetic_shapes import ensure_synthetic_shapes
-    metas = {}
+    described = {}
     for run in runs:
-        root, generator = data_settings(run.variant, quick, data_root)
-        if root in metas or run.done:
+        set_id, root, params = data_settings(run.variant, quick, data_dir)
+        if root in described or run.done:
             continue
-        echo(f'data set {root} (generated on first use) ...')
+        echo(f'data set {set_id} in {root} (built on first use) ...')
         try:
-            metas[root] = ensure_synthetic_shapes(root, **generator)
+            meta = build_data_set(run.variant.dataset, root, params)
+            described[root] = describe_data(set_id, root, params, meta.get('stats'))
         except (ValueError, FileExistsError, OSError) as error:
             raise StudyError(f'cannot prepare the data set {root}: {error}') from None
-    return metas
+    return described
 
 
 def new_attempt_dir(parent: str) -> str:
@@ -183,29 +232,28 @@ class GridOptions:
     jobs: int = 2
     threads: int = 1
     quick: bool = False
-    data_root: Optional[str] = None
+    data_dir: Optional[str] = None
     stall_timeout: float = 900.0
     status_every: float = 60.0
     command: Callable[[str], List[str]] = child_command
 
 
-def _start(run: Run, options: GridOptions, metas: Dict, code: Dict, env: Dict, echo) -> None:
-    root, generator = data_settings(run.variant, options.quick, options.data_root)
+def _start(run: Run, options: GridOptions, data: Dict, code: Dict, env: Dict, echo) -> None:
+    set_id, root, params = data_settings(run.variant, options.quick, options.data_dir)
     parent = osp.join(options.work_dir, run.variant.name, f'seed{run.seed}')
     if osp.isdir(parent) and os.listdir(parent):
         echo(f'[{run.tag}] restarting: an earlier attempt in {parent} left no record')
     run.attempt_dir = new_attempt_dir(parent)
     epochs = 1 if options.quick else run.variant.epochs
-    overrides = run_overrides(root, generator, options.quick)
+    overrides = run_overrides(run.variant.dataset, root, params, options.quick)
     overrides.update(run.variant.overrides)
     spec = dict(
         tag=run.tag, variant=run.variant.describe(), seed=run.seed,
         config=osp.join(options.root, run.variant.config), config_rel=run.variant.config,
-        overrides=overrides, epochs=epochs, work_dir=run.attempt_dir,
+        overrides=overrides, record_overrides=portable(overrides, root, set_id),
+        epochs=epochs, work_dir=run.attempt_dir,
         record_path=osp.abspath(run.record), threads=options.threads, jobs=options.jobs,
-        data=dict(data_root=root, generator_cfg=generator,
-                  stats=metas.get(root, {}).get('stats')),
-        code=code)
+        data=data[root], code=code)
     spec_path = osp.join(run.attempt_dir, 'spec.json')
     with open(spec_path, 'w') as f:
         json.dump(spec, f, indent=1)
@@ -261,7 +309,7 @@ def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]
         echo(f'{skipped} run(s) already recorded: skipped')
     if not pending:
         return []
-    metas = prepare_data(pending, options.quick, options.data_root, echo)
+    data = prepare_data(pending, options.quick, options.data_dir, echo)
     code = code_state(options.root)
     if code.get('dirty'):
         echo('warning: mmdet_ghm/, configs/ or tools/ have uncommitted changes; the records '
@@ -278,7 +326,7 @@ def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]
         while queue or running:
             while queue and len(running) < options.jobs:
                 run = queue.pop(0)
-                _start(run, options, metas, code, env, echo)
+                _start(run, options, data, code, env, echo)
                 running.append(run)
             time.sleep(0.5)
             now = time.time()

@@ -1,14 +1,25 @@
-"""The named variants of the synthetic-set study: a config plus overrides.
+"""The named variants of the study: a data set, a recipe, a config plus overrides.
 
-A variant is one training recipe on the synthetic shapes set: a config file
-(relative to the repository), MMEngine ``merge_from_dict`` overrides, the
-train split's outlier rates and the number of epochs. Seeds are not part of
-a variant; the runner trains each variant once per seed.
+A variant is one training run's settings: the data set (``shapes``, the
+synthetic set, or ``crowns``, the real tree-crown images), the recipe
+(``adamw`` or ``sgd``, :mod:`.recipes`), a config file (relative to the
+repository), MMEngine ``merge_from_dict`` overrides, the train split's outlier
+rates (synthetic set only) and the number of epochs. Seeds are not part of a
+variant; the runner trains each variant once per seed.
+
+Names: the loss setting, prefixed by the data set unless it is ``shapes`` and
+by the recipe unless it is ``adamw`` (``fl``, ``sgd-fl``, ``crowns-sgd-ghm``).
 """
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+from .recipes import DEFAULT_EPOCHS, recipe_overrides
+
 SYNTHETIC = 'configs/synthetic/retinanet_tiny-r18_fpn_{}_synthetic-shapes.py'
+CROWNS = 'configs/tree_crowns/retinanet_tiny-r18_fpn_{}_tree-crowns.py'
+DATASETS = ('shapes', 'crowns')
+#: Epochs per data set and recipe (the crowns set is ~6x smaller per epoch).
+EPOCHS = dict(shapes=DEFAULT_EPOCHS, crowns=dict(adamw=60, sgd=120))
 
 # The published GHM-R settings (MMDetection's configs/ghm), reused by the
 # ablations that pair GHM-R with another classification loss.
@@ -30,6 +41,8 @@ class Variant:
             missing labels, misplaced boxes); ``None``: the set's default (1 %).
         epochs: training epochs; ``None``: the config's (30).
         group: the table / plot panel the variant belongs to.
+        dataset: ``shapes`` or ``crowns``.
+        recipe: ``adamw`` or ``sgd`` (its overrides are part of ``overrides``).
     """
 
     name: str
@@ -39,12 +52,52 @@ class Variant:
     noise: Optional[float] = None
     epochs: Optional[int] = None
     group: str = 'main'
+    dataset: str = 'shapes'
+    recipe: str = 'adamw'
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f'variant {self.name!r}: unknown dataset {self.dataset!r}; '
+                             f'known: {", ".join(DATASETS)}')
+        if self.noise is not None and self.dataset != 'shapes':
+            raise ValueError(f'variant {self.name!r}: noise is a setting of the synthetic '
+                             f'set only, got noise={self.noise} on {self.dataset!r}')
 
     def describe(self) -> dict:
         """JSON-ready description (what a record and ``study.json`` store)."""
         return dict(name=self.name, label=self.label, config=self.config,
                     overrides=self.overrides, noise=self.noise, epochs=self.epochs,
-                    group=self.group)
+                    group=self.group, dataset=self.dataset, recipe=self.recipe)
+
+
+#: The loss settings every data set x recipe cell of the grid trains:
+#: (key, label, config name, overrides).
+LOSSES = (('ce', 'CE + L1', 'ce', {}),
+          ('fl', 'FL + L1', 'fl', {}),
+          ('ghm', 'GHM-C + GHM-R (published)', 'ghm', {}),
+          ('ghm-cap', 'GHM-C + GHM-R, weight cap 100', 'ghm-cap', {}))
+#: The weight caps of the sweep (100 is ``ghm-cap``, none is ``ghm``).
+CAP_SWEEP = (10.0, 30.0, 300.0)
+
+
+def cap_overrides(cap: float) -> Dict:
+    """Set GHM-C's and GHM-R's ``weight_cap`` (both losses, as ``ghm-cap``)."""
+    return {'model.bbox_head.loss_cls.weight_cap': cap,
+            'model.bbox_head.loss_bbox.weight_cap': cap}
+
+
+def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: str,
+                 overrides: Dict, group: str) -> Variant:
+    """A variant of the data set x recipe grid (see the module docstring for names)."""
+    prefix = ('' if dataset == 'shapes' else f'{dataset}-') + (
+        '' if recipe == 'adamw' else f'{recipe}-')
+    epochs = EPOCHS[dataset][recipe]
+    config = (SYNTHETIC if dataset == 'shapes' else CROWNS).format(config_name)
+    where = f'{"synthetic shapes" if dataset == "shapes" else "tree crowns"}, {recipe}'
+    return Variant(prefix + key, f'{label} ({where})', config,
+                   dict(recipe_overrides(recipe, epochs), **overrides),
+                   epochs=None if epochs == DEFAULT_EPOCHS['adamw'] and dataset == 'shapes'
+                   else epochs, group=group, dataset=dataset, recipe=recipe)
 
 
 def _variants() -> Tuple[Variant, ...]:
@@ -81,10 +134,6 @@ def _variants() -> Tuple[Variant, ...]:
                ('ghm-warmup', 'warm-up 500 iterations'))
     base += [Variant(name, f'GHM-C + GHM-R, {what}', SYNTHETIC.format(name), group='options')
              for name, what in options]
-    # a tighter cap, after the cap of 100 closed most of the gap to FL
-    base.append(Variant('ghm-cap10', 'GHM-C + GHM-R, weight cap 10', SYNTHETIC.format('ghm-cap'),
-                        {'model.bbox_head.loss_cls.weight_cap': 10.0,
-                         'model.bbox_head.loss_bbox.weight_cap': 10.0}, group='options'))
     base += [Variant('fl-60e', 'FL + L1, 60 epochs', fl, epochs=60, group='60e'),
              Variant('ghm-60e', 'GHM-C + GHM-R, 60 epochs', ghm, epochs=60, group='60e')]
     base += [Variant(f'{name}-60e', f'GHM-C + GHM-R, {what}, 60 epochs', SYNTHETIC.format(name),
@@ -107,6 +156,28 @@ def _variants() -> Tuple[Variant, ...]:
         Variant('atss-ghm-cap', 'ATSS, GHM-C, weight cap 100 + GIoU', atss.format('ghm-cap'),
                 group='heads'),
     ]
+    # Data set x recipe (groups 'shapes-sgd', 'crowns-adamw', 'crowns-sgd'; the
+    # synthetic set with AdamW is 'main' and 'options' above), the reference row
+    # once per data set, and the sweep of the weight cap in every cell ('caps').
+    for dataset in DATASETS:
+        for recipe in ('adamw', 'sgd'):
+            cell = f'{dataset}-{recipe}'
+            if cell != 'shapes-adamw':
+                base += [grid_variant(dataset, recipe, *loss, group=cell) for loss in LOSSES]
+            base += [grid_variant(dataset, recipe, f'ghm-cap{cap:g}',
+                                  f'GHM-C + GHM-R, weight cap {cap:g}', 'ghm-cap',
+                                  cap_overrides(cap), group='caps') for cap in CAP_SWEEP]
+    # Is the stretched 1x schedule long enough from scratch? FL at half the length.
+    base.append(Variant('sgd-fl-30e', 'FL + L1 (synthetic shapes, sgd, 30 epochs)',
+                        SYNTHETIC.format('fl'), recipe_overrides('sgd', 30), epochs=30,
+                        group='recipe-check', recipe='sgd'))
+    base.append(Variant('crowns-ghm-ref', 'mmdet GHMC + GHMR (reference) (tree crowns, adamw)',
+                        CROWNS.format('ghm'), {
+                            'model.bbox_head.loss_cls.type': 'GHMC',
+                            'model.bbox_head.loss_bbox.type': 'GHMR',
+                            'custom_hooks': []},
+                        epochs=EPOCHS['crowns']['adamw'], group='crowns-adamw',
+                        dataset='crowns'))
     return tuple(base)
 
 

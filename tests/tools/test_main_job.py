@@ -46,7 +46,7 @@ def test_main_job_rejects_bad_arguments(argv, match, capsys):
     (['--variants', 'fl', 'nope'], 'nope'),
     (['--variants', 'fl', '--seeds', '1', '1'], 'repeat'),
     (['--variants', 'fl', '--jobs', '0'], 'jobs'),
-    ([], '--variants, --aggregate, --reproduce or --list'),
+    ([], '--variants, --aggregate, --reproduce, --migrate or --list'),
     (['--reproduce', 'nope', '0'], 'known variant'),
     (['--reproduce', 'fl', '0', '--variants', 'ce'], 'no --variants'),
 ])
@@ -88,11 +88,12 @@ def test_study_quick_records_and_resumes(tmp_path):
     """A quick study writes complete records, aggregates them, and skips them next time."""
     args = [STUDY, '--quick', '--variants', 'ghm', 'ghm-ref', '--seeds', '0',
             '--records', str(tmp_path / 'results' / 'runs'), '--work-dir', str(tmp_path / 'w'),
-            '--data-root', str(tmp_path / 'data')]
+            '--data-dir', str(tmp_path / 'data')]
     out = _run(args)
     with open(tmp_path / 'results' / 'runs' / 'ghm' / 'seed0.json') as f:
         record = json.load(f)
-    with open(tmp_path / 'data' / 'annotations' / 'instances_train.json') as f:
+    with open(tmp_path / 'data' / 'synthetic_shapes_quick' / 'annotations' /
+              'instances_train.json') as f:
         n_train = len({a['image_id'] for a in json.load(f)['annotations']})
     assert record['variant'] == 'ghm' and record['seed'] == 0 and record['epochs'] == 1
     assert record['iters'] == -(-n_train // 4)  # 1 epoch, batch size 4
@@ -100,7 +101,8 @@ def test_study_quick_records_and_resumes(tmp_path):
     assert record['bbox_mAP'] == record['val_curve'][0]['bbox_mAP']
     assert record['s_per_iter'] > 0 and record['peak_rss_mib'] > 100
     assert record['env']['torch'] and record['env']['mmdet'] == '3.3.0'
-    assert record['env']['mmdet_ghm_path'] == osp.join(REPO, 'mmdet_ghm')
+    assert record['env']['mmdet_ghm_from_checkout'] is True
+    assert str(tmp_path) not in json.dumps(record) and REPO not in json.dumps(record)
     assert len(record['code']['commit']) == 40
     # GHMStatsHook's statistics, averaged over the epoch
     assert record['ghm_stats'][0]['epoch'] == 1
