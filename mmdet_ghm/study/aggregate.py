@@ -16,7 +16,16 @@ from .variants import VARIANTS
 
 STUDY_SCHEMA = 1
 #: Panels of the plot and blocks of the README, in order.
-GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads')
+GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'shapes-sgd',
+          'crowns-adamw', 'crowns-sgd', 'caps', 'recipe-check', 'crowns-tuning')
+#: Rows of the data set x recipe table: (loss key, what the row calls it).
+GRID_ROWS = (('ce', 'CE'), ('fl', 'FL'), ('ghm', 'GHM, published'),
+             ('ghm-ref', 'GHM, MMDetection reference'), ('ghm-cap10', 'GHM, cap 10'),
+             ('ghm-cap30', 'GHM, cap 30'), ('ghm-cap', 'GHM, cap 100'),
+             ('ghm-cap300', 'GHM, cap 300'))
+#: Columns: (data set, recipe, heading).
+GRID_COLUMNS = (('shapes', 'adamw', 'synthetic, AdamW'), ('shapes', 'sgd', 'synthetic, SGD step'),
+                ('crowns', 'adamw', 'tree crowns, AdamW'), ('crowns', 'sgd', 'tree crowns, SGD step'))
 #: Variants drawn in every panel but ``main`` for comparison.
 CONTEXT = ('fl', 'ghm')
 
@@ -139,6 +148,48 @@ def render_stats_table(study: Dict) -> str:
     return '\n'.join(lines)
 
 
+def grid_name(dataset: str, recipe: str, key: str) -> str:
+    """The variant name of a loss setting in one data set x recipe cell."""
+    return (('' if dataset == 'shapes' else f'{dataset}-')
+            + ('' if recipe == 'adamw' else f'{recipe}-') + key)
+
+
+def render_grid_table(study: Dict, metric: str = 'bbox_mAP') -> str:
+    """Markdown table: loss settings x (data set, recipe), mean ± std (seeds) of ``metric``.
+
+    ``metric`` is ``bbox_mAP`` or ``AP50``; a cell links the variant's records.
+    The best mean of each column is in bold.
+    """
+    def stat(name):
+        v = study['variants'].get(name)
+        if v is None:
+            return None
+        return dict(mean=v['mean'], std=v['std'], n=v['n']) if metric == 'bbox_mAP' else \
+            dict(v['AP50'], n=v['n'])
+
+    head = ' | '.join(title for _, _, title in GRID_COLUMNS)
+    lines = [f'| loss | {head} |', '| --- |' + ' ---: |' * len(GRID_COLUMNS)]
+    best = {}
+    for dataset, recipe, _ in GRID_COLUMNS:
+        means = [stat(grid_name(dataset, recipe, key)) for key, _ in GRID_ROWS]
+        means = [m['mean'] for m in means if m and m['mean'] is not None]
+        best[dataset, recipe] = max(means) if means else None
+    for key, title in GRID_ROWS:
+        cells = []
+        for dataset, recipe, _ in GRID_COLUMNS:
+            name = grid_name(dataset, recipe, key)
+            st = stat(name)
+            if not st or st['mean'] is None:
+                cells.append('–')
+                continue
+            text = f'{_fmt(st)} (n={st["n"]})'
+            if st['mean'] == best[dataset, recipe]:
+                text = f'**{text}**'
+            cells.append(f'[{text}](docs/results/runs/{name}/)')
+        lines.append(f'| {title} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->)(?P<body>.*?)'
                    r'(<!-- study:(?P=group):end -->)', re.S)
 
@@ -146,11 +197,15 @@ BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->)(?P<body>.*?)'
 def update_readme(text: str, study: Dict) -> str:
     """``text`` with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
-    ``GROUP`` is a variant group (:data:`GROUPS`) or ``ghm-stats``
-    (:func:`render_stats_table`).
+    ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
+    (:func:`render_stats_table`), ``grid`` or ``grid-ap50`` (:func:`render_grid_table`).
     """
     def render(group):
-        return render_stats_table(study) if group == 'ghm-stats' else render_table(study, group)
+        if group == 'ghm-stats':
+            return render_stats_table(study)
+        if group.startswith('grid'):
+            return render_grid_table(study, 'AP50' if group == 'grid-ap50' else 'bbox_mAP')
+        return render_table(study, group)
 
     return BLOCK.sub(lambda m: f'{m.group(1)}\n{render(m.group("group"))}\n{m.group(4)}', text)
 
