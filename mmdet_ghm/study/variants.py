@@ -167,10 +167,11 @@ def _variants() -> Tuple[Variant, ...]:
             base += [grid_variant(dataset, recipe, f'ghm-cap{cap:g}',
                                   f'GHM-C + GHM-R, weight cap {cap:g}', 'ghm-cap',
                                   cap_overrides(cap), group='caps') for cap in CAP_SWEEP]
-    # Is the stretched 1x schedule long enough from scratch? FL at half the length.
-    base.append(Variant('sgd-fl-30e', 'FL + L1 (synthetic shapes, sgd, 30 epochs)',
-                        SYNTHETIC.format('fl'), recipe_overrides('sgd', 30), epochs=30,
-                        group='recipe-check', recipe='sgd'))
+    # Is the stretched 1x schedule long enough from scratch? FL at half and
+    # twice the study's length.
+    base += [Variant(f'sgd-fl-{epochs}e', f'FL + L1 (synthetic shapes, sgd, {epochs} epochs)',
+                     SYNTHETIC.format('fl'), recipe_overrides('sgd', epochs), epochs=epochs,
+                     group='recipe-check', recipe='sgd') for epochs in (30, 120)]
     # Making the tiny model learn the tree crowns with FL before comparing losses
     # (seed 0 each; the chosen settings go into the crowns configs).
     jitter = [dict(type='LoadImageFromFile', backend_args=None),
