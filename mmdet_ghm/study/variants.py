@@ -174,21 +174,11 @@ def _variants() -> Tuple[Variant, ...]:
                      group='recipe-check', recipe='sgd') for epochs in (30, 120)]
     # Making the tiny model learn the tree crowns with FL before comparing losses
     # (seed 0 each; the chosen settings go into the crowns configs).
-    jitter = [dict(type='LoadImageFromFile', backend_args=None),
-              dict(type='LoadAnnotations', with_bbox=True),
-              dict(type='RandomResize', scale=(256, 256), ratio_range=(0.75, 1.5),
-                   keep_ratio=True),
-              dict(type='RandomCrop', crop_size=(256, 256), allow_negative_crop=True),
-              dict(type='RandomFlip', prob=[0.25, 0.25, 0.25],
-                   direction=['horizontal', 'vertical', 'diagonal']),
-              dict(type='PackDetInputs')]
     base += [
         Variant('crowns-fl-120e', 'FL + L1 (tree crowns, adamw, 120 epochs)',
                 CROWNS.format('fl'), epochs=120, group='crowns-tuning', dataset='crowns'),
-        Variant('crowns-fl-jitter-120e',
-                'FL + L1 (tree crowns, adamw, 120 epochs, scale jitter 0.75-1.5 + crop)',
-                CROWNS.format('fl'), {'train_dataloader.dataset.pipeline': jitter},
-                epochs=120, group='crowns-tuning', dataset='crowns'),
+        Variant('crowns-fl-jitter', 'FL + L1 (tree crowns, adamw, scale and colour jitter)',
+                CROWNS.format('fl-jitter'), epochs=60, group='crowns-tuning', dataset='crowns'),
     ]
     base.append(Variant('crowns-ghm-ref', 'mmdet GHMC + GHMR (reference) (tree crowns, adamw)',
                         CROWNS.format('ghm'), {
