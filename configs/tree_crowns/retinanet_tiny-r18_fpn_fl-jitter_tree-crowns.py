@@ -1,7 +1,7 @@
 # Tree crowns, FL: scale jitter on the train tiles (resize by 0.75-1.5, then a
-# random 256 px crop) and colour jitter, on top of the flips. Crown sizes
-# differ by about 2x between the two source images; the aim is a model that
-# learns crowns of every size it will meet in the val regions.
+# random 256 px crop) and colour jitter, on top of the flips: the FL tuning
+# run that chose this pipeline, which the data set's base config has used
+# since (so this config now trains as retinanet_tiny-r18_fpn_fl_tree-crowns.py).
 _base_ = './retinanet_tiny-r18_fpn_fl_tree-crowns.py'
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=None),

@@ -1,7 +1,8 @@
 # Tiny RetinaNet + Focal Loss on the tree-crown set (real aerial images; CPU,
 # minutes). The synthetic study's model with one class, trained from scratch
-# with the synthetic configs' AdamW recipe stretched to 60 epochs of ~9
-# iterations. The CE and GHM configs inherit this one and only swap the losses.
+# with the synthetic configs' AdamW recipe stretched to 60 epochs of 9
+# iterations (batch 16), scale/colour jitter and flips (the data set's base).
+# The CE and GHM configs inherit this one and only swap the losses.
 _base_ = [
     '../_base_/models/retinanet_tiny-r18_fpn.py',
     '../_base_/datasets/tree_crowns.py',

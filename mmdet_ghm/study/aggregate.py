@@ -63,7 +63,12 @@ def _ghm_stats(records: Sequence[dict]) -> Dict[str, Dict]:
 
 
 def aggregate(records: Iterable[dict]) -> Dict:
-    """The ``study.json`` object of a set of records (see the module docstring)."""
+    """The ``study.json`` object of a set of records (see the module docstring).
+
+    ``signature``: per GHM-C run, its late weight share of g >= 0.5 against its
+    mAP relative to FL (:func:`~mmdet_ghm.study.diagnosis.signature_rows`).
+    """
+    records = list(records)
     grouped: Dict[str, List[dict]] = OrderedDict()
     for record in sorted(records, key=lambda r: (r['variant'], r['seed'])):
         grouped.setdefault(record['variant'], []).append(record)
@@ -83,10 +88,11 @@ def aggregate(records: Iterable[dict]) -> Dict:
                        record=f'docs/results/runs/{r["record"]}' if 'record' in r else None,
                        commit=(r.get('code') or {}).get('commit'),
                        date=(r.get('env') or {}).get('date')) for r in runs])
+    from .diagnosis import signature_rows
     return dict(schema=STUDY_SCHEMA,
-                metric='COCO bbox mAP on the clean synthetic val split after the last epoch',
+                metric='COCO bbox mAP on the val split after the last epoch',
                 std='sample standard deviation over seeds (ddof=1); null for one seed',
-                variants=variants)
+                variants=variants, signature=signature_rows(records))
 
 
 def _fmt(stat: Optional[Dict], digits: int = 3) -> str:
@@ -198,11 +204,15 @@ def update_readme(text: str, study: Dict) -> str:
     """``text`` with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
-    (:func:`render_stats_table`), ``grid`` or ``grid-ap50`` (:func:`render_grid_table`).
+    (:func:`render_stats_table`), ``grid`` or ``grid-ap50`` (:func:`render_grid_table`)
+    or ``signature`` (:func:`~mmdet_ghm.study.diagnosis.render_signature_table`).
     """
     def render(group):
         if group == 'ghm-stats':
             return render_stats_table(study)
+        if group == 'signature':
+            from .diagnosis import render_signature_table
+            return render_signature_table(study.get('signature') or [])
         if group.startswith('grid'):
             return render_grid_table(study, 'AP50' if group == 'grid-ap50' else 'bbox_mAP')
         return render_table(study, group)

@@ -232,7 +232,7 @@ def fake_runner(model, interval, iters):
     visualizer.add_scalars = lambda d, step, file_path=None: visualizer.calls.append((step, d))
     return types.SimpleNamespace(
         model=model, hooks=[LoggerHook(interval=interval)], train_dataloader=[None] * iters,
-        iter=0, message_hub=MessageHub.get_instance('ghm_stats_hook_fake'),
+        iter=0, max_iters=iters, message_hub=MessageHub.get_instance('ghm_stats_hook_fake'),
         visualizer=visualizer, logger=MMLogger.get_instance('ghm_stats_hook_fake'),
         log_processor=types.SimpleNamespace(mean_pattern=re.compile(r'.*(loss|time).*')))
 
@@ -388,3 +388,103 @@ def test_no_sync_between_logging_iterations_on_cuda(kernel_mode):
                                atol=1e-9)
     np.testing.assert_allclose(got('head.loss_cls', 'density', 10), density, rtol=1e-5)
     np.testing.assert_array_equal(got('head.loss_bbox', 'count', 5), np.zeros(5))  # not called
+
+
+# --------------------------------------------------------------------------
+# the low-AP warning
+# --------------------------------------------------------------------------
+
+def _drive(hook, runner, model, iters, hard_fraction):
+    """``iters`` iterations whose GHM-C calls put ``hard_fraction`` of the
+    elements at g = 0.9, each region holding one share of them."""
+    for batch_idx in range(iters):
+        runner.iter = batch_idx
+        hook.before_train_iter(runner, batch_idx)
+        n_hard = int(400 * hard_fraction)
+        logits = torch.full((400, 1), -8.0)            # easy negatives: g ~ 3e-4
+        logits[:n_hard] = 2.2                          # negatives at g ~ 0.9
+        model.head.loss_cls(logits, torch.ones(400, dtype=torch.long), torch.ones(400))
+        hook.after_train_iter(runner, batch_idx)
+
+
+class ListLogger:
+    """Stands in for the runner's logger: keeps what is logged, by level."""
+
+    def __init__(self):
+        self.warnings = []
+
+    def info(self, message):
+        pass
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+
+def _warnings(runner):
+    return [m for m in runner.logger.warnings if 'GHMStatsHook: over the last' in m]
+
+
+@pytest.mark.parametrize('hard_fraction, fires', [(0.3, True), (0.0, False)])
+def test_warns_once_on_the_late_hard_share_signature(eager_kernels, hard_fraction, fires):
+    model = Model()
+    runner = fake_runner(model, interval=1, iters=20)
+    runner.logger = ListLogger()
+    hook = GHMStatsHook(interval=1)
+    hook.before_train(runner)
+    # two non-empty regions (easy, g ~ 0.9) share the weight equally (GHM's
+    # 1 / (n regions) per region), so the share of g >= 0.5 is 0.5 when hard
+    # examples exist, else 0
+    _drive(hook, runner, model, 20, hard_fraction)
+    hook.after_train(runner)
+    messages = _warnings(runner)
+    if not fires:
+        assert messages == []
+        return
+    # one warning, for GHM-C only (GHM-R is not what the study's signature is about),
+    # from the last 10 % of training: iterations 19 and 20
+    assert len(messages) == 1
+    assert messages[0].startswith('GHMStatsHook: over the last 10% of training, '
+                                  'head.loss_cls put 0.50 of its weight on examples with '
+                                  'g >= 0.5 (mean of 2 logged iterations; warning '
+                                  'threshold 0.25)')
+    assert 'weight_cap=100.0' in messages[0]
+
+
+def test_warning_reads_only_the_window_and_can_be_switched_off(eager_kernels):
+    model = Model()
+    runner = fake_runner(model, interval=1, iters=10)
+    runner.logger = ListLogger()
+    hook = GHMStatsHook(interval=1, warn_window=0.5)
+    hook.before_train(runner)
+    _drive(hook, runner, model, 5, 0.3)        # hard examples early only: not read
+    hook.before_train_iter(runner, 5)
+    for batch_idx in range(5, 10):
+        runner.iter = batch_idx
+        hook.before_train_iter(runner, batch_idx)
+        model.head.loss_cls(torch.full((40, 1), -8.0), torch.ones(40, dtype=torch.long),
+                            torch.ones(40))
+        hook.after_train_iter(runner, batch_idx)
+    hook.after_train(runner)
+    assert _warnings(runner) == []
+    assert hook._late_shares == {'head.loss_cls': [0.0] * 5}
+    off = GHMStatsHook(interval=1, warn_hard_share=None)
+    off.before_train(runner)
+    _drive(off, runner, model, 10, 0.3)
+    off.after_train(runner)
+    assert _warnings(runner) == []
+    on = GHMStatsHook(interval=1)      # the same iterations with the warning on
+    on.before_train(runner)
+    _drive(on, runner, model, 10, 0.3)
+    on.after_train(runner)
+    assert len(_warnings(runner)) == 1
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(warn_hard_share=0.0), 'warn_hard_share must be in'),
+    (dict(warn_hard_share=1.5), '1.5'),
+    (dict(warn_window=0), 'warn_window must be in'),
+    (dict(warn_window='0.1'), "'0.1'"),
+])
+def test_bad_warning_settings_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GHMStatsHook(**kwargs)

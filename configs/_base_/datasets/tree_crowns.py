@@ -13,9 +13,17 @@ converter_cfg = dict()
 backend_args = None
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
-    # seen from above, a forest has no up or left: flips on both axes
+    # crown sizes differ by about 2x between the two source images: scale
+    # jitter (resize by 0.75-1.5, then a random 256 px crop), colour jitter,
+    # and, seen from above, a forest has no up or left: flips on both axes.
+    # (Chosen by the study's FL tuning runs, README "Tree crowns".)
+    dict(type='RandomResize', scale=(256, 256), ratio_range=(0.75, 1.5),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=(256, 256), allow_negative_crop=True),
+    dict(type='PhotoMetricDistortion', brightness_delta=24,
+         contrast_range=(0.8, 1.2), saturation_range=(0.8, 1.2), hue_delta=8),
     dict(type='RandomFlip', prob=[0.25, 0.25, 0.25],
          direction=['horizontal', 'vertical', 'diagonal']),
     dict(type='PackDetInputs')

@@ -8,6 +8,7 @@ from mmengine.hooks import Hook, LoggerHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from mmdet_ghm.losses.ghm_c import GHMCLoss
 from mmdet_ghm.losses.harmonized_loss import HarmonizedLoss
 
 #: Summary statistics written to the text log (per GHM loss module).
@@ -16,6 +17,12 @@ SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
 #: the weight share of the regions with g >= 0.5 and the largest weight
 #: per element (what ``weight_cap`` bounds and warm-up pulls towards 1).
 REGION_SUMMARY_KEYS = {'w_hard_half': 'hard_half_share', 'beta_max': 'beta_max'}
+#: The warning's defaults, measured by the study (README, "When does GHM help?";
+#: ``mmdet_ghm.study.diagnosis``): GHM-C runs whose weight share of g >= 0.5,
+#: averaged over the last 10 % of training, stayed at 0.25 or more all ended
+#: far below Focal Loss; the runs below it ended close to it.
+LATE_FRACTION = 0.1
+LATE_HARD_SHARE_THRESHOLD = 0.25
 
 
 def find_harmonized_losses(model: torch.nn.Module) -> List[Tuple[str, HarmonizedLoss]]:
@@ -64,6 +71,17 @@ def summarize(counts: np.ndarray, weight_share: np.ndarray) -> Dict[str, float]:
         hard_region=hard)
 
 
+def late_hard_share_warning(path: str, share: float, n: int, window: float,
+                            threshold: float) -> str:
+    """The text of :class:`GHMStatsHook`'s warning (one line per sentence)."""
+    return (f'GHMStatsHook: over the last {window:.0%} of training, {path} put {share:.2f} '
+            f'of its weight on examples with g >= 0.5 (mean of {n} logged iterations; '
+            f'warning threshold {threshold:g}). In the mmdet-ghm study every GHM-C run '
+            f'with this signature ended far below Focal Loss (README, "When does GHM '
+            f'help?"). Try weight_cap=100.0 in GHMCLoss and GHMRLoss, or a longer '
+            f'schedule; compare with a Focal Loss run.')
+
+
 @HOOKS.register_module()
 class GHMStatsHook(Hook):
     """Log the region histogram and harmonizing weights of every GHM loss.
@@ -96,20 +114,41 @@ class GHMStatsHook(Hook):
     Under distributed training each rank logs its own statistics (rank 0's
     reach the log files).
 
+    At the end of training it warns once per GHM-C module whose weight share
+    of ``g >= 0.5`` (``w_hard_half``), averaged over the logging iterations
+    of the last ``warn_window`` of training, is ``warn_hard_share`` or more:
+    in the study that signature went with runs far below Focal Loss, and the
+    warning says what to try.
+
     Args:
         interval (int, optional): log every ``interval`` training iterations
             (and at the end of each epoch unless the logger ignores it).
             Defaults to the ``LoggerHook``'s interval, so the summary
             scalars are fresh whenever the logger prints.
+        warn_hard_share (float, optional): the warning's threshold in
+            (0, 1]; ``None`` switches the warning off. Default: the study's.
+        warn_window (float): share of training, at its end, that the
+            warning averages over, in (0, 1].
     """
 
     priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL) in after_train_iter
 
-    def __init__(self, interval: Optional[int] = None):
+    def __init__(self, interval: Optional[int] = None,
+                 warn_hard_share: Optional[float] = LATE_HARD_SHARE_THRESHOLD,
+                 warn_window: float = LATE_FRACTION):
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int)
                                      or interval < 1):
             raise ValueError(f'interval must be a positive int or None, got {interval!r}')
+        if warn_hard_share is not None and not (
+                isinstance(warn_hard_share, (int, float)) and 0 < warn_hard_share <= 1):
+            raise ValueError('warn_hard_share must be in (0, 1] or None, got '
+                             f'{warn_hard_share!r}')
+        if not (isinstance(warn_window, (int, float)) and 0 < warn_window <= 1):
+            raise ValueError(f'warn_window must be in (0, 1], got {warn_window!r}')
         self.interval = interval
+        self.warn_hard_share = warn_hard_share
+        self.warn_window = float(warn_window)
+        self._late_shares: Dict[str, List[float]] = {}
         self.ignore_last = True
         self.losses: List[Tuple[str, HarmonizedLoss]] = []
         self.names: Dict[str, str] = {}
@@ -135,6 +174,8 @@ class GHMStatsHook(Hook):
                 runner.logger.warning(f'GHMStatsHook: log key {key!r} matches the log '
                                       'processor\'s mean_pattern; it will be averaged.')
             self._edges[path] = [min(float(e), 1.0) for e in module.edges.tolist()]
+        self._late_shares = {path: [] for path, module in self.losses
+                             if isinstance(module, GHMCLoss)}
         runner.logger.info('GHMStatsHook: logging ' + ', '.join(
             f'{path} as ghm_{self.names[path]}' for path, _ in self.losses) +
             f' every {self.interval} iterations')
@@ -177,8 +218,11 @@ class GHMStatsHook(Hook):
         if not self.losses or not self.is_logging_iter(runner, batch_idx):
             return
         step = runner.iter + 1
+        late = step > (1 - self.warn_window) * runner.max_iters
         per_region = {}
         for path, stats in self.read_stats().items():
+            if late and path in self._late_shares:
+                self._late_shares[path].append(stats['w_hard_half'])
             summary = summarize(stats['counts'], stats['weight_share'])
             name = self.names[path]
             for key in SUMMARY_KEYS:
@@ -192,6 +236,18 @@ class GHMStatsHook(Hook):
                     per_region[f'ghm/{path}/{field}_{j:02d}'] = float(value)
             self._add_tensorboard_histogram(runner, path, stats['counts'], step)
         runner.visualizer.add_scalars(per_region, step=step, file_path='ghm_stats.json')
+
+    def after_train(self, runner) -> None:
+        """Warn once per GHM-C module that ends training with the low-AP signature."""
+        if self.warn_hard_share is None:
+            return
+        for path, shares in self._late_shares.items():
+            if not shares:
+                continue
+            mean = float(np.mean(shares))
+            if mean >= self.warn_hard_share:
+                runner.logger.warning(late_hard_share_warning(
+                    path, mean, len(shares), self.warn_window, self.warn_hard_share))
 
     def _add_tensorboard_histogram(self, runner, path: str, counts: np.ndarray,
                                    step: int) -> None:

@@ -1,0 +1,47 @@
+"""The low-AP signature: late weight share of g >= 0.5 against mAP relative to FL."""
+import pytest
+
+from mmdet_ghm.study.diagnosis import (baseline_key, late_hard_share, render_signature_table,
+                                       signature_rows)
+
+FL = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
+GHM = 'configs/synthetic/retinanet_tiny-r18_fpn_ghm_synthetic-shapes.py'
+FCOS_FL = 'configs/synthetic/fcos_tiny-r18_fpn_fl_synthetic-shapes.py'
+
+
+def record(variant, seed, config, mAP, shares=None, epochs=10, **spec):
+    stats = [{'epoch': e + 1, 'cls/w_hard_half': s} for e, s in enumerate(shares or [])]
+    return dict(variant=variant, seed=seed, bbox_mAP=mAP, epochs=epochs, ghm_stats=stats,
+                variant_spec=dict(name=variant, config=config, **spec))
+
+
+def test_late_share_is_the_mean_over_the_last_tenth_of_the_epochs():
+    r = record('ghm', 0, GHM, 0.4, shares=[0.5] * 8 + [0.3, 0.2], epochs=10)
+    assert late_hard_share(r) == pytest.approx(0.2)          # epoch 10 only
+    assert late_hard_share(r, fraction=0.2) == pytest.approx(0.25)
+    assert late_hard_share(record('fl', 0, FL, 0.6)) is None
+    assert late_hard_share(dict(r, ghm_stats=[{'epoch': 10, 'cls/regions': 3}])) is None
+
+
+def test_each_run_is_compared_with_the_fl_runs_of_its_own_setting():
+    records = [
+        record('fl', 0, FL, 0.60), record('fl', 1, FL, 0.70),
+        record('fcos-fl', 0, FCOS_FL, 0.50),
+        record('sgd-fl', 0, FL, 0.40, recipe='sgd',
+               overrides={'optim_wrapper': {}, 'param_scheduler': []}),
+        record('ghm', 0, GHM, 0.39, shares=[0.3] * 10),
+        record('sgd-ghm', 0, GHM, 0.36, shares=[0.1] * 10, recipe='sgd'),
+        # an FL config with a loss override is not a baseline; no baseline: left out
+        record('fl-ghmr', 0, FL, 0.1, overrides={'model.bbox_head.loss_bbox': {}}),
+        record('ghm-noise4', 0, GHM, 0.2, shares=[0.3] * 10, noise=0.04),
+    ]
+    assert baseline_key(records[4]['variant_spec'], 10) == ('retinanet', 'shapes', 'adamw',
+                                                            None, 10)
+    rows = signature_rows(records)
+    assert [(r['variant'], r['fl']) for r in rows] == [('ghm', pytest.approx(0.65)),
+                                                        ('sgd-ghm', 0.40)]
+    assert rows[0]['ratio'] == pytest.approx(0.6) and rows[1]['ratio'] == pytest.approx(0.9)
+    table = render_signature_table(rows, threshold=0.25)
+    assert '| ≥ 0.25 (0.30 – 0.30) | 1 | `ghm` | 0.60 (0.60 – 0.60) | 1 of 1 |' in table
+    assert '| < 0.25 (0.10 – 0.10) | 1 | `sgd-ghm` | 0.90 (0.90 – 0.90) | 0 of 1 |' in table
+    assert render_signature_table([]) == '_No runs recorded yet._'
