@@ -29,18 +29,16 @@ Public API: :func:`generate_synthetic_shapes` and
 :func:`ensure_synthetic_shapes` (generate only if missing; safe when several
 processes start at once).
 """
-import contextlib
-import fcntl
 import json
 import math
 import os
 import os.path as osp
-import shutil
-import tempfile
-from typing import Dict, Iterator, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .build_dir import build_atomically, dataset_lock
 
 #: Class names, in category-id order (ids start at 1).
 CLASSES = ('circle', 'square', 'triangle', 'cross', 'ring')
@@ -355,43 +353,12 @@ def _write_split(root: str, split: str, params: dict) -> Dict[str, int]:
 # --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _dataset_lock(data_root: str) -> Iterator[None]:
-    """Exclusive inter-process lock on ``<parent>/.<name>.lock``."""
-    root = osp.abspath(data_root)
-    parent, name = osp.split(root.rstrip(os.sep))
-    os.makedirs(parent, exist_ok=True)
-    with open(osp.join(parent, f'.{name}.lock'), 'a') as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def _generate_unlocked(data_root: str, params: dict) -> dict:
-    root = osp.abspath(data_root).rstrip(os.sep)
-    if osp.exists(root) and (not osp.isdir(root) or os.listdir(root)):
-        raise FileExistsError(
-            f'{data_root!r} already exists and is not empty; refusing to '
-            'overwrite it. Remove it yourself or choose another data_root.')
-    parent, name = osp.split(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=parent)
-    try:
-        os.makedirs(osp.join(tmp, 'annotations'))
-        stats = {split: _write_split(tmp, split, params) for split in SPLITS}
-        meta = dict(params=params, stats=stats)
-        # written last: its presence marks a complete data set
-        with open(osp.join(tmp, META_FILE), 'w') as f:
-            json.dump(meta, f, indent=2, sort_keys=True)
-        if osp.isdir(root):
-            os.rmdir(root)  # empty (checked above); rename needs it gone
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return meta
+    def write(tmp):
+        return dict(params=params,
+                    stats={split: _write_split(tmp, split, params) for split in SPLITS})
+
+    return build_atomically(data_root, META_FILE, write)
 
 
 def generate_synthetic_shapes(data_root: str, seed: int = 0,
@@ -421,7 +388,7 @@ def generate_synthetic_shapes(data_root: str, seed: int = 0,
         ValueError, TypeError: An argument is out of range or of wrong type.
     """
     params = _normalise_params(seed, **kwargs)
-    with _dataset_lock(data_root):
+    with dataset_lock(data_root):
         return _generate_unlocked(data_root, params)
 
 
@@ -452,7 +419,7 @@ def ensure_synthetic_shapes(data_root: str, seed: int = 0, **kwargs) -> dict:
             made by this generator.
     """
     params = _normalise_params(seed, **kwargs)
-    with _dataset_lock(data_root):
+    with dataset_lock(data_root):
         if osp.isfile(osp.join(data_root, META_FILE)):
             meta = read_meta(data_root)
             if meta.get('params') != params:

@@ -68,7 +68,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from .synthetic_shapes import _dataset_lock
+from .build_dir import build_atomically, dataset_lock, file_sha256
 
 #: Class names, in category-id order (ids start at 1).
 CLASSES = ('tree', )
@@ -123,14 +123,6 @@ def _normalise_params(tile_size, tile_stride) -> dict:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -308,7 +300,7 @@ def verify_wheel(path: str, sha256: Optional[str] = None) -> str:
     ``sha256`` defaults to :data:`WHEEL_SHA256`. Returns ``path``.
     """
     want = WHEEL_SHA256 if sha256 is None else sha256
-    got = _file_sha256(path)
+    got = file_sha256(path)
     if got != want:
         raise ValueError(f'{path!r} has sha256 {got}, expected {want}; not '
                          'the DeepForest wheel this set is made from')
@@ -425,7 +417,7 @@ def _write_sets(root: str, params: dict, wheel: str) -> dict:
             json.dump(coco_dict(split, images[split], annotations[split]), f,
                       separators=(',', ':'))
     source = dict(package='deepforest', version=DEEPFOREST_VERSION,
-                  wheel=WHEEL_NAME, sha256=_file_sha256(wheel),
+                  wheel=WHEEL_NAME, sha256=file_sha256(wheel),
                   members=members,
                   licence='MIT (DeepForest, (c) 2019 Ben Weinstein); imagery '
                   'from NEON airborne RGB orthophotos')
@@ -433,33 +425,17 @@ def _write_sets(root: str, params: dict, wheel: str) -> dict:
 
 
 def _build_unlocked(data_root: str, params: dict, wheel: str) -> dict:
-    root = osp.abspath(data_root).rstrip(os.sep)
-    if osp.exists(root) and (not osp.isdir(root) or os.listdir(root)):
-        raise FileExistsError(
-            f'{data_root!r} already exists and is not empty; refusing to '
-            'overwrite it. Remove it yourself or choose another data_root.')
-    parent, name = osp.split(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=parent)
-    try:
-        os.makedirs(osp.join(tmp, 'annotations'))
+    def write(tmp):
         meta = _write_sets(tmp, params, wheel)
         meta['annotations_sha256'] = _annotation_hashes(tmp)
-        # written last: its presence marks a complete data set
-        with open(osp.join(tmp, META_FILE), 'w') as f:
-            json.dump(meta, f, indent=2, sort_keys=True)
-        if osp.isdir(root):
-            os.rmdir(root)  # empty (checked above); rename needs it gone
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return meta
+        return meta
+
+    return build_atomically(data_root, META_FILE, write)
 
 
 def _annotation_hashes(root: str) -> Dict[str, str]:
     rels = [f'annotations/instances_{split}.json' for split in SPLITS]
-    return {rel: _file_sha256(osp.join(root, rel)) for rel in rels}
+    return {rel: file_sha256(osp.join(root, rel)) for rel in rels}
 
 
 # --------------------------------------------------------------------------
@@ -512,7 +488,7 @@ def ensure_tree_crowns(data_root: str, tile_size: int = 256,
     """
     params = _normalise_params(tile_size, tile_stride)
     want_sha = WHEEL_SHA256 if wheel_sha256 is None else wheel_sha256
-    with _dataset_lock(data_root):
+    with dataset_lock(data_root):
         if osp.isfile(osp.join(data_root, META_FILE)):
             return _check_existing(data_root, params, want_sha)
         if wheel is None:

@@ -8,7 +8,6 @@ A child that writes no progress for ``stall_timeout`` seconds is killed and
 reported as failed; the other runs go on.
 """
 import datetime
-import hashlib
 import json
 import os
 import os.path as osp
@@ -18,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
+
+from mmdet_ghm.datasets.build_dir import file_sha256
 
 from .records import code_state, read_record, record_path
 from .variants import Variant
@@ -114,15 +115,6 @@ def portable(value, data_root: str, set_id: str):
     if isinstance(value, (list, tuple)):
         return [portable(item, data_root, set_id) for item in value]
     return value
-
-
-def file_sha256(path: str) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_data(set_id: str, data_root: str, params: dict, stats) -> Dict:

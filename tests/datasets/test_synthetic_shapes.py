@@ -172,11 +172,15 @@ def test_default_set_has_imbalance_and_skew(tmp_path):
 def test_concurrent_ensure_makes_one_valid_dataset(tmp_path):
     root = str(tmp_path / 'shapes')
     start = time.time() + 1.5
+    pkg = osp.dirname(osp.dirname(GEN_FILE))
+    # the package's data set modules only, without importing MMDetection
     code = (
-        'import importlib.util, json, sys, time\n'
-        f'spec = importlib.util.spec_from_file_location("g", {GEN_FILE!r})\n'
-        'g = importlib.util.module_from_spec(spec)\n'
-        'spec.loader.exec_module(g)\n'
+        'import json, sys, time, types\n'
+        f'for name, path in (("mmdet_ghm", {pkg!r}), '
+        f'("mmdet_ghm.datasets", {osp.join(pkg, "datasets")!r})):\n'
+        '    sys.modules[name] = types.ModuleType(name)\n'
+        '    sys.modules[name].__path__ = [path]\n'
+        'from mmdet_ghm.datasets import synthetic_shapes as g\n'
         f'time.sleep(max(0.0, {start!r} - time.time()))\n'
         f'meta = g.ensure_synthetic_shapes({root!r}, seed=0, '
         f'**{dict(TINY, num_train=60)!r})\n'
