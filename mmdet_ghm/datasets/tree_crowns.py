@@ -31,8 +31,9 @@ Train is cut into ``tile_size`` tiles at ``tile_stride`` (the last row and
 column shifted back to end at the region's border); val is one image per
 source, its whole val region. A box cut by a window (a tile, ``t`` or
 ``v``) is clipped to it: a normal annotation when at least half of its area
-is visible, else ``iscrowd=1`` (ignored by COCO evaluation and by
-MMDetection's training), so no labelled crown part counts as background.
+is visible, else ``iscrowd=1``: COCO evaluation ignores detections on it, so
+no crown part counts as a false positive; in training it is no target (an
+assigner with ``ignore_iof_thr > 0`` also ignores the anchors on it).
 Clipped boxes narrower or lower than 2 px are dropped. Tiles without boxes
 are kept (real background).
 
