@@ -146,22 +146,29 @@ def ghmc_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor, weig
 class _WeightedCESum(torch.autograd.Function):
     """``sum(w * CE)`` whose gradient is computed in the same pass as the sum.
 
-    The forward pass reads the logits once for both; backward only scales the
-    saved float32 gradient (4 bytes per element held until then, less than
-    the one-hot target and gradient of plain BCE).
+    The forward pass reads the logits once for both and keeps the float32
+    gradient (4 bytes per element; the uint8 region index, 1 more, is kept to
+    recompute it). The first backward scales that buffer in place and returns
+    it, so no second buffer is allocated; a later backward through the same
+    graph (``retain_graph=True``, gradcheck) finds it consumed and computes
+    the gradient again from the saved inputs, with the same kernel, so every
+    backward returns the same values.
     """
 
     @staticmethod
     def forward(ctx, pred, target, index, weights, scores):
         total, grad = ghmc_weighted_sum_and_grad(pred, target, index, weights, scores)
-        ctx.save_for_backward(grad)
-        ctx.pred_dtype = pred.dtype
+        ctx.save_for_backward(pred, target, index, weights, scores)
+        ctx.grad = grad  # an intermediate: consumed (scaled in place) by the first backward
         return total
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad, = ctx.saved_tensors
-        return (grad * grad_output).to(ctx.pred_dtype), None, None, None, None
+        grad, ctx.grad = ctx.grad, None
+        pred, target, index, weights, scores = ctx.saved_tensors
+        if grad is None:  # backward again through a retained graph
+            grad = ghmc_weighted_sum_and_grad(pred, target, index, weights, scores)[1]
+        return grad.mul_(grad_output).to(pred.dtype), None, None, None, None
 
 
 def ghm_c_loss(pred: Tensor,

@@ -294,3 +294,27 @@ def test_state_dict_with_other_edges_is_refused(bins):
     state['edges'][bins // 2] = torch.nextafter(state['edges'][bins // 2], torch.tensor(2.0))
     with pytest.raises(ValueError, match=rf'edges .* bins={bins}: edge {bins // 2} is'):
         GHMCLoss(bins=bins).load_state_dict(state)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+def test_backward_again_through_a_retained_graph_gives_the_same_gradient(kernel_mode, dtype):
+    """The first backward scales the forward's gradient buffer in place; a second one
+    (retain_graph) must not see that scaled buffer but compute the same values again."""
+    logits, labels, label_weight = make_batch(300, 6)
+    logits = logits.to(dtype).requires_grad_()
+    loss = GHMCLoss(bins=30)
+    out = loss(logits, labels, label_weight) * 3.0
+    first, = torch.autograd.grad(out, logits, retain_graph=True)
+    second, = torch.autograd.grad(out, logits, retain_graph=True)
+    third, = torch.autograd.grad(out * 2.0, logits)
+    assert first.dtype == dtype
+    assert torch.equal(first, second)
+    if dtype == torch.float32:  # x2 is exact in float32 (not in fp16's subnormals)
+        assert torch.equal(third, first * 2.0)
+    else:
+        assert torch.allclose(third.float(), first.float() * 2.0, rtol=1e-3, atol=1e-7)
+    # the values: 3 * w * (sigmoid - t) / N, from autograd through the elementwise loss
+    none = loss(logits, labels, label_weight, reduction_override='none')
+    expected, = torch.autograd.grad(none.float().sum() * 3.0 / (label_weight.sum() * 6), logits)
+    tol = dict(rtol=1e-5, atol=1e-9) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-6)
+    assert torch.allclose(first.float(), expected.float(), **tol)
