@@ -186,10 +186,13 @@ def _variants() -> Tuple[Variant, ...]:
                 CROWNS.format('fl-flips'), epochs=120, group='crowns-tuning', dataset='crowns'),
         Variant('crowns-fl-jitter', 'FL + L1 (tree crowns, adamw, scale and colour jitter)',
                 CROWNS.format('fl-jitter'), epochs=60, group='crowns-tuning', dataset='crowns'),
-        Variant('crowns-sgd-fl-120e', 'FL + L1 (tree crowns, sgd, 120 epochs)',
-                CROWNS.format('fl'), recipe_overrides('sgd', 120, sgd_warmup_iters(120 * 9)),
-                epochs=120, group='recipe-check', dataset='crowns', recipe='sgd'),
     ]
+    # the SGD step recipe on the crowns at twice and four times the grid's length
+    base += [Variant(f'crowns-sgd-fl-{epochs}e', f'FL + L1 (tree crowns, sgd, {epochs} epochs)',
+                     CROWNS.format('fl'), recipe_overrides(
+                         'sgd', epochs, sgd_warmup_iters(epochs * ITERS_PER_EPOCH['crowns'])),
+                     epochs=epochs, group='recipe-check', dataset='crowns', recipe='sgd')
+             for epochs in (120, 240)]
     base.append(Variant('crowns-ghm-ref', 'mmdet GHMC + GHMR (reference) (tree crowns, adamw)',
                         CROWNS.format('ghm'), {
                             'model.bbox_head.loss_cls.type': 'GHMC',
