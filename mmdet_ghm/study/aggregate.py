@@ -205,14 +205,16 @@ def update_readme(text: str, study: Dict) -> str:
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
     (:func:`render_stats_table`), ``grid`` or ``grid-ap50`` (:func:`render_grid_table`)
-    or ``signature`` (:func:`~mmdet_ghm.study.diagnosis.render_signature_table`).
+    or ``signature`` / ``signature-detail`` (:mod:`~mmdet_ghm.study.diagnosis`).
     """
     def render(group):
         if group == 'ghm-stats':
             return render_stats_table(study)
-        if group == 'signature':
-            from .diagnosis import render_signature_table
-            return render_signature_table(study.get('signature') or [])
+        if group.startswith('signature'):
+            from .diagnosis import render_signature_detail, render_signature_table
+            render_rows = (render_signature_detail if group == 'signature-detail'
+                           else render_signature_table)
+            return render_rows(study.get('signature') or [])
         if group.startswith('grid'):
             return render_grid_table(study, 'AP50' if group == 'grid-ap50' else 'bbox_mAP')
         return render_table(study, group)

@@ -1,13 +1,15 @@
-"""Which GHM statistic predicts a run that ends far below Focal Loss.
+"""Which GHM statistics predict a run that ends far below Focal Loss.
 
 Every GHM run of the study logs ``GHMStatsHook``'s statistics per epoch. This
-module relates one of them, GHM-C's weight share of the regions with
-``g >= 0.5`` late in training (:func:`late_hard_share`), to how far the run
-ended below the Focal Loss run of the same setting (same head, data set,
-recipe, outlier rate and length: :func:`baseline_key`). The README's
-signature table (:func:`render_signature_table`) is generated from it, and
-the threshold :class:`~mmdet_ghm.engine.hooks.GHMStatsHook` warns at
-(:data:`HARD_SHARE_THRESHOLD`) is the one this table supports.
+module relates two of them late in training (:func:`late_mean`): GHM-C's
+weight share of the regions with ``g >= 0.5`` and the fraction of its
+elements in the easiest region, to how far the run ended below the Focal Loss
+run of the same setting (same head, data set, recipe, outlier rate and
+length: :func:`baseline_key`). The README's signature tables
+(:func:`render_signature_table`, :func:`render_signature_detail`) are
+generated from it, and the thresholds
+:class:`~mmdet_ghm.engine.hooks.GHMStatsHook` warns at are the ones these
+tables support (:func:`~mmdet_ghm.engine.hooks.ghm_stats_hook.shows_low_ap_signature`).
 """
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -16,28 +18,34 @@ from typing import Dict, List, Optional, Sequence, Tuple
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
-from mmdet_ghm.engine.hooks.ghm_stats_hook import LATE_FRACTION
-from mmdet_ghm.engine.hooks.ghm_stats_hook import \
-    LATE_HARD_SHARE_THRESHOLD as HARD_SHARE_THRESHOLD
+from mmdet_ghm.engine.hooks.ghm_stats_hook import (LATE_EASY_FRACTION_THRESHOLD,
+                                                   LATE_FRACTION, LATE_HARD_SHARE_THRESHOLD,
+                                                   shows_low_ap_signature)
 
-#: Statistic of GHM-C (the ``cls`` loss) read by :func:`late_hard_share`.
+#: Statistics of GHM-C (the ``cls`` loss) read by :func:`late_mean`.
 HARD_SHARE_KEY = 'cls/w_hard_half'
+EASY_FRACTION_KEY = 'cls/easy_frac'
 #: A run "ends far below FL" when its mAP is below this fraction of FL's mean.
 FAR_BELOW = 0.85
 
 
-def late_hard_share(record: dict, fraction: float = LATE_FRACTION) -> Optional[float]:
-    """Mean of GHM-C's ``w_hard_half`` over the epochs of the last ``fraction`` of training.
+def late_mean(record: dict, key: str, fraction: float = LATE_FRACTION) -> Optional[float]:
+    """Mean of the per-epoch statistic ``key`` over the last ``fraction`` of training.
 
     ``None`` when the record has no such statistic (not a GHM-C run, or an
     older record).
     """
-    stats = [s for s in record.get('ghm_stats') or [] if s.get(HARD_SHARE_KEY) is not None]
+    stats = [s for s in record.get('ghm_stats') or [] if s.get(key) is not None]
     if not stats:
         return None
     epochs = record.get('epochs') or max(s['epoch'] for s in stats)
-    late = [s[HARD_SHARE_KEY] for s in stats if s['epoch'] > (1 - fraction) * epochs]
+    late = [s[key] for s in stats if s['epoch'] > (1 - fraction) * epochs]
     return sum(late) / len(late) if late else None
+
+
+def late_hard_share(record: dict, fraction: float = LATE_FRACTION) -> Optional[float]:
+    """GHM-C's weight share of ``g >= 0.5`` over the last ``fraction`` of training."""
+    return late_mean(record, HARD_SHARE_KEY, fraction)
 
 
 def baseline_key(spec: dict, epochs) -> Tuple:
@@ -58,7 +66,7 @@ def is_focal_baseline(spec: dict) -> bool:
 
 
 def signature_rows(records: Sequence[dict]) -> List[Dict]:
-    """Per GHM run: late hard share, mAP and the mean mAP of its FL baseline.
+    """Per GHM run: late hard share and easy fraction, mAP and its FL baseline's mean mAP.
 
     Runs without a recorded FL baseline are left out.
     """
@@ -77,33 +85,54 @@ def signature_rows(records: Sequence[dict]) -> List[Dict]:
             continue
         fl = _mean(focal[key])
         rows.append(dict(variant=record['variant'], seed=record['seed'], share=share,
+                         easy=late_mean(record, EASY_FRACTION_KEY),
                          bbox_mAP=record['bbox_mAP'], fl=fl,
                          ratio=record['bbox_mAP'] / fl if fl else None))
     return sorted(rows, key=lambda r: (r['variant'], r['seed']))
 
 
 def render_signature_table(rows: Sequence[Dict],
-                           threshold: float = HARD_SHARE_THRESHOLD) -> str:
-    """Markdown: runs (:func:`signature_rows`) split by the late hard share, and how
+                           hard_threshold: float = LATE_HARD_SHARE_THRESHOLD,
+                           easy_threshold: float = LATE_EASY_FRACTION_THRESHOLD) -> str:
+    """Markdown: runs (:func:`signature_rows`) split by the low-AP signature, and how
     they ended against FL."""
     if not rows:
         return '_No runs recorded yet._'
-    lines = [f'| weight share of g ≥ 0.5, last {LATE_FRACTION:.0%} of training | runs | '
-             'variants | mAP / FL\'s mAP: mean (min – max) | runs below '
+    rule = (f'weight share of g ≥ 0.5 ≥ {hard_threshold:g} or fewer than {easy_threshold:g} '
+            f'of the elements in the easiest region, last {LATE_FRACTION:.0%} of training')
+    lines = [f'| {rule} | runs | variants | mAP / FL\'s mAP: mean (min – max) | runs below '
              f'{FAR_BELOW:.0%} of FL |', '| --- | ---: | --- | ---: | ---: |']
-    for title, pick in ((f'≥ {threshold:g}', lambda r: r['share'] >= threshold),
-                        (f'< {threshold:g}', lambda r: r['share'] < threshold)):
-        group = [r for r in rows if pick(r)]
+    shows = [shows_low_ap_signature(r['share'], r.get('easy'), hard_threshold, easy_threshold)
+             for r in rows]
+    for title, flag in (('yes', True), ('no', False)):
+        group = [r for r, s in zip(rows, shows) if s == flag]
         if not group:
             lines.append(f'| {title} | 0 | – | – | – |')
             continue
         ratios = [r['ratio'] for r in group]
         names = sorted({r['variant'] for r in group})
-        shares = [r['share'] for r in group]
         far = sum(ratio < FAR_BELOW for ratio in ratios)
         lines.append(
-            f'| {title} ({min(shares):.2f} – {max(shares):.2f}) | {len(group)} | '
-            + ', '.join(f'`{n}`' for n in names)
+            f'| {title} | {len(group)} | ' + ', '.join(f'`{n}`' for n in names)
             + f' | {_mean(ratios):.2f} ({min(ratios):.2f} – {max(ratios):.2f}) '
             f'| {far} of {len(group)} |')
+    return '\n'.join(lines)
+
+
+def render_signature_detail(rows: Sequence[Dict]) -> str:
+    """Markdown: per variant (means over its seeds), the late statistics and mAP / FL."""
+    if not rows:
+        return '_No runs recorded yet._'
+    by_variant: Dict[str, List[Dict]] = {}
+    for row in rows:
+        by_variant.setdefault(row['variant'], []).append(row)
+    lines = [f'| variant | runs | weight share of g ≥ 0.5, last {LATE_FRACTION:.0%} | '
+             f'elements in the easiest region, last {LATE_FRACTION:.0%} | mAP / FL\'s mAP |',
+             '| --- | ---: | ---: | ---: | ---: |']
+    for name, group in sorted(by_variant.items(), key=lambda item: _mean(
+            [r['ratio'] for r in item[1]])):
+        easy = [r['easy'] for r in group if r.get('easy') is not None]
+        lines.append(f'| `{name}` | {len(group)} | {_mean([r["share"] for r in group]):.2f} | '
+                     + (f'{_mean(easy):.2f}' if easy else '–')
+                     + f' | {_mean([r["ratio"] for r in group]):.2f} |')
     return '\n'.join(lines)

@@ -394,21 +394,21 @@ def test_no_sync_between_logging_iterations_on_cuda(kernel_mode):
 # the low-AP warning
 # --------------------------------------------------------------------------
 
-def _drive(hook, runner, model, iters, hard_fraction):
-    """``iters`` iterations whose GHM-C calls put ``hard_fraction`` of the
-    elements at g = 0.9, each region holding one share of them."""
+def _drive(hook, runner, model, iters, fraction, g=0.9):
+    """``iters`` iterations of GHM-C calls on 400 negatives: ``fraction`` of them at
+    gradient norm ``g``, the others easy (g ~ 3e-4)."""
+    logit = float(torch.logit(torch.tensor(g)))
     for batch_idx in range(iters):
         runner.iter = batch_idx
         hook.before_train_iter(runner, batch_idx)
-        n_hard = int(400 * hard_fraction)
-        logits = torch.full((400, 1), -8.0)            # easy negatives: g ~ 3e-4
-        logits[:n_hard] = 2.2                          # negatives at g ~ 0.9
+        logits = torch.full((400, 1), -8.0)
+        logits[:int(400 * fraction)] = logit
         model.head.loss_cls(logits, torch.ones(400, dtype=torch.long), torch.ones(400))
         hook.after_train_iter(runner, batch_idx)
 
 
 class ListLogger:
-    """Stands in for the runner's logger: keeps what is logged, by level."""
+    """Stands in for the runner's logger: keeps the warnings."""
 
     def __init__(self):
         self.warnings = []
@@ -421,32 +421,40 @@ class ListLogger:
 
 
 def _warnings(runner):
-    return [m for m in runner.logger.warnings if 'GHMStatsHook: over the last' in m]
+    return [m for m in runner.logger.warnings if m.startswith('GHMStatsHook: over the last')]
 
 
-@pytest.mark.parametrize('hard_fraction, fires', [(0.3, True), (0.0, False)])
-def test_warns_once_on_the_late_hard_share_signature(eager_kernels, hard_fraction, fires):
+# Two non-empty regions share the weight equally (GHM gives each non-empty region
+# 1 / (number of regions)), so the share of g >= 0.5 is 0.5 when the second
+# region lies above 0.5, else 0; the easy fraction is 1 - fraction.
+HARD = 'put 0.50 of its weight on examples with g >= 0.5 (threshold 0.25)'
+EASY = 'had only 0.70 of its elements in the easiest region'
+
+
+@pytest.mark.parametrize('fraction, g, signs', [
+    (0.1, 0.9, [HARD]),           # hard weight share only (easy fraction 0.9)
+    (0.3, 0.3, [EASY]),           # background not dismissed only (no g >= 0.5)
+    (0.3, 0.9, [HARD, EASY]),
+    (0.1, 0.3, []),               # neither: quiet
+])
+def test_warns_once_on_the_low_ap_signature(eager_kernels, fraction, g, signs):
     model = Model()
     runner = fake_runner(model, interval=1, iters=20)
     runner.logger = ListLogger()
     hook = GHMStatsHook(interval=1)
     hook.before_train(runner)
-    # two non-empty regions (easy, g ~ 0.9) share the weight equally (GHM's
-    # 1 / (n regions) per region), so the share of g >= 0.5 is 0.5 when hard
-    # examples exist, else 0
-    _drive(hook, runner, model, 20, hard_fraction)
+    _drive(hook, runner, model, 20, fraction, g)
     hook.after_train(runner)
     messages = _warnings(runner)
-    if not fires:
+    if not signs:
         assert messages == []
         return
-    # one warning, for GHM-C only (GHM-R is not what the study's signature is about),
-    # from the last 10 % of training: iterations 19 and 20
-    assert len(messages) == 1
-    assert messages[0].startswith('GHMStatsHook: over the last 10% of training, '
-                                  'head.loss_cls put 0.50 of its weight on examples with '
-                                  'g >= 0.5 (mean of 2 logged iterations; warning '
-                                  'threshold 0.25)')
+    # one warning, for GHM-C only, from the last 10 % of training: iterations 19 and 20
+    assert len(messages) == 1, messages
+    assert messages[0].startswith('GHMStatsHook: over the last 10% of training (2 logged '
+                                  'iterations), head.loss_cls ')
+    for sign in (HARD, EASY):
+        assert (sign in messages[0]) == (sign in signs), messages[0]
     assert 'weight_cap=100.0' in messages[0]
 
 
@@ -456,8 +464,7 @@ def test_warning_reads_only_the_window_and_can_be_switched_off(eager_kernels):
     runner.logger = ListLogger()
     hook = GHMStatsHook(interval=1, warn_window=0.5)
     hook.before_train(runner)
-    _drive(hook, runner, model, 5, 0.3)        # hard examples early only: not read
-    hook.before_train_iter(runner, 5)
+    _drive(hook, runner, model, 5, 0.3)        # the signature early only: not read
     for batch_idx in range(5, 10):
         runner.iter = batch_idx
         hook.before_train_iter(runner, batch_idx)
@@ -466,7 +473,7 @@ def test_warning_reads_only_the_window_and_can_be_switched_off(eager_kernels):
         hook.after_train_iter(runner, batch_idx)
     hook.after_train(runner)
     assert _warnings(runner) == []
-    assert hook._late_shares == {'head.loss_cls': [0.0] * 5}
+    assert hook._late == {'head.loss_cls': [(0.0, 1.0)] * 5}
     off = GHMStatsHook(interval=1, warn_hard_share=None)
     off.before_train(runner)
     _drive(off, runner, model, 10, 0.3)
@@ -483,6 +490,7 @@ def test_warning_reads_only_the_window_and_can_be_switched_off(eager_kernels):
     (dict(warn_hard_share=0.0), 'warn_hard_share must be in'),
     (dict(warn_hard_share=1.5), '1.5'),
     (dict(warn_window=0), 'warn_window must be in'),
+    (dict(warn_easy_fraction=1.2), 'warn_easy_fraction must be in'),
     (dict(warn_window='0.1'), "'0.1'"),
 ])
 def test_bad_warning_settings_are_rejected(kwargs, match):

@@ -1,16 +1,19 @@
 """The low-AP signature: late weight share of g >= 0.5 against mAP relative to FL."""
 import pytest
 
-from mmdet_ghm.study.diagnosis import (baseline_key, late_hard_share, render_signature_table,
-                                       signature_rows)
+from mmdet_ghm.study.diagnosis import (baseline_key, late_hard_share, render_signature_detail,
+                                       render_signature_table, signature_rows)
 
 FL = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
 GHM = 'configs/synthetic/retinanet_tiny-r18_fpn_ghm_synthetic-shapes.py'
 FCOS_FL = 'configs/synthetic/fcos_tiny-r18_fpn_fl_synthetic-shapes.py'
 
 
-def record(variant, seed, config, mAP, shares=None, epochs=10, **spec):
+def record(variant, seed, config, mAP, shares=None, epochs=10, easy=None, **spec):
     stats = [{'epoch': e + 1, 'cls/w_hard_half': s} for e, s in enumerate(shares or [])]
+    if easy is not None:
+        for point in stats:
+            point['cls/easy_frac'] = easy
     return dict(variant=variant, seed=seed, bbox_mAP=mAP, epochs=epochs, ghm_stats=stats,
                 variant_spec=dict(name=variant, config=config, **spec))
 
@@ -31,6 +34,7 @@ def test_each_run_is_compared_with_the_fl_runs_of_its_own_setting():
                overrides={'optim_wrapper': {}, 'param_scheduler': []}),
         record('ghm', 0, GHM, 0.39, shares=[0.3] * 10),
         record('sgd-ghm', 0, GHM, 0.36, shares=[0.1] * 10, recipe='sgd'),
+        record('sgd-ghm', 1, GHM, 0.04, shares=[0.1] * 10, easy=0.5, recipe='sgd'),
         # an FL config with a loss override is not a baseline; no baseline: left out
         record('fl-ghmr', 0, FL, 0.1, overrides={'model.bbox_head.loss_bbox': {}}),
         record('ghm-noise4', 0, GHM, 0.2, shares=[0.3] * 10, noise=0.04),
@@ -38,10 +42,16 @@ def test_each_run_is_compared_with_the_fl_runs_of_its_own_setting():
     assert baseline_key(records[4]['variant_spec'], 10) == ('retinanet', 'shapes', 'adamw',
                                                             None, 10)
     rows = signature_rows(records)
-    assert [(r['variant'], r['fl']) for r in rows] == [('ghm', pytest.approx(0.65)),
-                                                        ('sgd-ghm', 0.40)]
-    assert rows[0]['ratio'] == pytest.approx(0.6) and rows[1]['ratio'] == pytest.approx(0.9)
-    table = render_signature_table(rows, threshold=0.25)
-    assert '| ≥ 0.25 (0.30 – 0.30) | 1 | `ghm` | 0.60 (0.60 – 0.60) | 1 of 1 |' in table
-    assert '| < 0.25 (0.10 – 0.10) | 1 | `sgd-ghm` | 0.90 (0.90 – 0.90) | 0 of 1 |' in table
+    assert [(r['variant'], r['seed'], r['fl']) for r in rows] == [
+        ('ghm', 0, pytest.approx(0.65)), ('sgd-ghm', 0, 0.40), ('sgd-ghm', 1, 0.40)]
+    assert [r['ratio'] for r in rows] == [pytest.approx(0.6), pytest.approx(0.9),
+                                          pytest.approx(0.1)]
+    table = render_signature_table(rows, hard_threshold=0.25, easy_threshold=0.8)
+    # the hard share (ghm) or the easy fraction (sgd-ghm seed 1) shows the signature
+    assert '| yes | 2 | `ghm`, `sgd-ghm` | 0.35 (0.10 – 0.60) | 2 of 2 |' in table
+    assert '| no | 1 | `sgd-ghm` | 0.90 (0.90 – 0.90) | 0 of 1 |' in table
     assert render_signature_table([]) == '_No runs recorded yet._'
+    detail = render_signature_detail(rows)
+    # worst first; means over seeds; a variant with no easy fraction recorded shows –
+    assert detail.splitlines()[2:] == ['| `sgd-ghm` | 2 | 0.10 | 0.50 | 0.50 |',
+                                       '| `ghm` | 1 | 0.30 | – | 0.60 |']

@@ -17,12 +17,22 @@ SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
 #: the weight share of the regions with g >= 0.5 and the largest weight
 #: per element (what ``weight_cap`` bounds and warm-up pulls towards 1).
 REGION_SUMMARY_KEYS = {'w_hard_half': 'hard_half_share', 'beta_max': 'beta_max'}
-#: The warning's defaults, measured by the study (README, "When does GHM help?";
-#: ``mmdet_ghm.study.diagnosis``): GHM-C runs whose weight share of g >= 0.5,
-#: averaged over the last 10 % of training, stayed at 0.25 or more all ended
-#: far below Focal Loss; the runs below it ended close to it.
+#: The warning's defaults, measured by the study (README, "A warning for the
+#: low-AP runs"; ``mmdet_ghm.study.diagnosis``): over the last 10 % of training,
+#: GHM-C runs whose weight share of g >= 0.5 stayed at 0.25 or more, or whose
+#: easiest region held under 0.8 of the elements (the background not yet
+#: dismissed), all ended far below Focal Loss; the others ended close to it.
 LATE_FRACTION = 0.1
 LATE_HARD_SHARE_THRESHOLD = 0.25
+LATE_EASY_FRACTION_THRESHOLD = 0.8
+
+
+def shows_low_ap_signature(hard_share: float, easy_fraction: Optional[float],
+                           hard_threshold: float = LATE_HARD_SHARE_THRESHOLD,
+                           easy_threshold: float = LATE_EASY_FRACTION_THRESHOLD) -> bool:
+    """Whether late-training GHM-C statistics show the study's low-AP signature."""
+    return hard_share >= hard_threshold or (
+        easy_fraction is not None and easy_fraction < easy_threshold)
 
 
 def find_harmonized_losses(model: torch.nn.Module) -> List[Tuple[str, HarmonizedLoss]]:
@@ -71,15 +81,21 @@ def summarize(counts: np.ndarray, weight_share: np.ndarray) -> Dict[str, float]:
         hard_region=hard)
 
 
-def late_hard_share_warning(path: str, share: float, n: int, window: float,
-                            threshold: float) -> str:
-    """The text of :class:`GHMStatsHook`'s warning (one line per sentence)."""
-    return (f'GHMStatsHook: over the last {window:.0%} of training, {path} put {share:.2f} '
-            f'of its weight on examples with g >= 0.5 (mean of {n} logged iterations; '
-            f'warning threshold {threshold:g}). In the mmdet-ghm study every GHM-C run '
-            f'with this signature ended far below Focal Loss (README, "When does GHM '
-            f'help?"). Try weight_cap=100.0 in GHMCLoss and GHMRLoss, or a longer '
-            f'schedule; compare with a Focal Loss run.')
+def low_ap_warning(path: str, share: float, easy: float, n: int, window: float,
+                   hard_threshold: float, easy_threshold: float) -> str:
+    """The text of :class:`GHMStatsHook`'s warning."""
+    signs = []
+    if share >= hard_threshold:
+        signs.append(f'put {share:.2f} of its weight on examples with g >= 0.5 '
+                     f'(threshold {hard_threshold:g})')
+    if easy < easy_threshold:
+        signs.append(f'had only {easy:.2f} of its elements in the easiest region, i.e. has '
+                     f'not learned to dismiss the background (threshold {easy_threshold:g})')
+    return (f'GHMStatsHook: over the last {window:.0%} of training ({n} logged iterations), '
+            f'{path} ' + ' and '.join(signs) + '. In the mmdet-ghm study every GHM-C run '
+            'with this signature ended far below Focal Loss (README, "A warning for the '
+            'low-AP runs"). Try weight_cap=100.0 in GHMCLoss and GHMRLoss or a longer '
+            'schedule, and compare with a Focal Loss run.')
 
 
 @HOOKS.register_module()
@@ -114,19 +130,24 @@ class GHMStatsHook(Hook):
     Under distributed training each rank logs its own statistics (rank 0's
     reach the log files).
 
-    At the end of training it warns once per GHM-C module whose weight share
-    of ``g >= 0.5`` (``w_hard_half``), averaged over the logging iterations
-    of the last ``warn_window`` of training, is ``warn_hard_share`` or more:
-    in the study that signature went with runs far below Focal Loss, and the
-    warning says what to try.
+    At the end of training it warns once per GHM-C module that shows the
+    study's low-AP signature, averaged over the logging iterations of the
+    last ``warn_window`` of training: a weight share of ``g >= 0.5``
+    (``w_hard_half``) of ``warn_hard_share`` or more, or a fraction of the
+    elements in the easiest region (``easy_frac``) under
+    ``warn_easy_fraction``. In the study that signature went with runs far
+    below Focal Loss; the warning says what to try.
 
     Args:
         interval (int, optional): log every ``interval`` training iterations
             (and at the end of each epoch unless the logger ignores it).
             Defaults to the ``LoggerHook``'s interval, so the summary
             scalars are fresh whenever the logger prints.
-        warn_hard_share (float, optional): the warning's threshold in
-            (0, 1]; ``None`` switches the warning off. Default: the study's.
+        warn_hard_share (float, optional): the warning's threshold on
+            ``w_hard_half``, in (0, 1]; ``None`` switches the warning off.
+            Default: the study's.
+        warn_easy_fraction (float): the threshold on ``easy_frac``, in
+            [0, 1] (0: not used). Default: the study's.
         warn_window (float): share of training, at its end, that the
             warning averages over, in (0, 1].
     """
@@ -135,6 +156,7 @@ class GHMStatsHook(Hook):
 
     def __init__(self, interval: Optional[int] = None,
                  warn_hard_share: Optional[float] = LATE_HARD_SHARE_THRESHOLD,
+                 warn_easy_fraction: float = LATE_EASY_FRACTION_THRESHOLD,
                  warn_window: float = LATE_FRACTION):
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int)
                                      or interval < 1):
@@ -143,12 +165,17 @@ class GHMStatsHook(Hook):
                 isinstance(warn_hard_share, (int, float)) and 0 < warn_hard_share <= 1):
             raise ValueError('warn_hard_share must be in (0, 1] or None, got '
                              f'{warn_hard_share!r}')
+        if not (isinstance(warn_easy_fraction, (int, float)) and 0 <= warn_easy_fraction <= 1):
+            raise ValueError('warn_easy_fraction must be in [0, 1], got '
+                             f'{warn_easy_fraction!r}')
         if not (isinstance(warn_window, (int, float)) and 0 < warn_window <= 1):
             raise ValueError(f'warn_window must be in (0, 1], got {warn_window!r}')
         self.interval = interval
         self.warn_hard_share = warn_hard_share
+        self.warn_easy_fraction = float(warn_easy_fraction)
         self.warn_window = float(warn_window)
-        self._late_shares: Dict[str, List[float]] = {}
+        # per GHM-C module: (w_hard_half, easy_frac) at the late logging iterations
+        self._late: Dict[str, List[Tuple[float, float]]] = {}
         self.ignore_last = True
         self.losses: List[Tuple[str, HarmonizedLoss]] = []
         self.names: Dict[str, str] = {}
@@ -174,8 +201,7 @@ class GHMStatsHook(Hook):
                 runner.logger.warning(f'GHMStatsHook: log key {key!r} matches the log '
                                       'processor\'s mean_pattern; it will be averaged.')
             self._edges[path] = [min(float(e), 1.0) for e in module.edges.tolist()]
-        self._late_shares = {path: [] for path, module in self.losses
-                             if isinstance(module, GHMCLoss)}
+        self._late = {path: [] for path, module in self.losses if isinstance(module, GHMCLoss)}
         runner.logger.info('GHMStatsHook: logging ' + ', '.join(
             f'{path} as ghm_{self.names[path]}' for path, _ in self.losses) +
             f' every {self.interval} iterations')
@@ -221,9 +247,9 @@ class GHMStatsHook(Hook):
         late = step > (1 - self.warn_window) * runner.max_iters
         per_region = {}
         for path, stats in self.read_stats().items():
-            if late and path in self._late_shares:
-                self._late_shares[path].append(stats['w_hard_half'])
             summary = summarize(stats['counts'], stats['weight_share'])
+            if late and path in self._late:
+                self._late[path].append((stats['w_hard_half'], summary['easy_frac']))
             name = self.names[path]
             for key in SUMMARY_KEYS:
                 runner.message_hub.update_scalar(f'train/ghm_{name}/{key}', summary[key])
@@ -241,13 +267,15 @@ class GHMStatsHook(Hook):
         """Warn once per GHM-C module that ends training with the low-AP signature."""
         if self.warn_hard_share is None:
             return
-        for path, shares in self._late_shares.items():
-            if not shares:
+        for path, late in self._late.items():
+            if not late:
                 continue
-            mean = float(np.mean(shares))
-            if mean >= self.warn_hard_share:
-                runner.logger.warning(late_hard_share_warning(
-                    path, mean, len(shares), self.warn_window, self.warn_hard_share))
+            share, easy = (float(v) for v in np.mean(late, axis=0))
+            if shows_low_ap_signature(share, easy, self.warn_hard_share,
+                                      self.warn_easy_fraction):
+                runner.logger.warning(low_ap_warning(
+                    path, share, easy, len(late), self.warn_window, self.warn_hard_share,
+                    self.warn_easy_fraction))
 
     def _add_tensorboard_histogram(self, runner, path: str, counts: np.ndarray,
                                    step: int) -> None:
