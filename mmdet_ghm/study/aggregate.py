@@ -17,7 +17,8 @@ from .variants import VARIANTS
 STUDY_SCHEMA = 1
 #: Panels of the plot and blocks of the README, in order.
 GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'shapes-sgd',
-          'crowns-adamw', 'crowns-sgd', 'caps', 'recipe-check', 'crowns-tuning')
+          'crowns-adamw', 'crowns-sgd', 'caps', 'recipe-check', 'crowns-tuning',
+          'crowns-longer')
 #: Rows of the data set x recipe table: (loss key, what the row calls it).
 GRID_ROWS = (('ce', 'CE'), ('fl', 'FL'), ('ghm', 'GHM, published'),
              ('ghm-ref', 'GHM, MMDetection reference'), ('ghm-cap10', 'GHM, cap 10'),

@@ -187,6 +187,11 @@ def _variants() -> Tuple[Variant, ...]:
         Variant('crowns-fl-jitter', 'FL + L1 (tree crowns, adamw, scale and colour jitter)',
                 CROWNS.format('fl-jitter'), epochs=60, group='crowns-tuning', dataset='crowns'),
     ]
+    # Speed or end point? GHM on the crowns with the AdamW recipe twice as long
+    base += [Variant(f'crowns-{key}-120e', f'{label} (tree crowns, adamw, 120 epochs)',
+                     CROWNS.format(key), epochs=120, group='crowns-longer', dataset='crowns')
+             for key, label in (('fl', 'FL + L1'), ('ghm', 'GHM-C + GHM-R (published)'),
+                                ('ghm-cap', 'GHM-C + GHM-R, weight cap 100'))]
     # the SGD step recipe on the crowns at twice and four times the grid's length
     base += [Variant(f'crowns-sgd-fl-{epochs}e', f'FL + L1 (tree crowns, sgd, {epochs} epochs)',
                      CROWNS.format('fl'), recipe_overrides(
