@@ -2,9 +2,10 @@
 """Main job: train and evaluate CE, Focal Loss and GHM RetinaNets on CPU.
 
 Trains one tiny RetinaNet per classification loss (and per seed) on the
-synthetic shapes set (generated on first use under ``data/synthetic_shapes/``),
-each in its own process, by default all at once with one CPU thread each
-(the study runner, :mod:`mmdet_ghm.study`, does the work). Prints a table
+synthetic shapes set (generated on first use under ``data/synthetic_shapes/``,
+or ``<data-dir>/synthetic_shapes/``), each in its own process, by default all
+at once with one CPU thread each (the study runner, :mod:`mmdet_ghm.study`,
+does the work). Prints a table
 (mean ± std over seeds with ``--seeds N``, N >= 2) and writes into a new
 directory ``<work-dir>/<YYYYmmdd_HHMMSS>/``:
 
@@ -49,9 +50,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR,
                         help='parent directory; each invocation writes into a new '
                         'timestamped sub-directory (default: work_dirs/main_job)')
-    parser.add_argument('--data-root', default=None,
-                        help='data set directory (default: data/synthetic_shapes/, or '
-                        'data/synthetic_shapes_quick/ with --quick); generated if missing')
+    parser.add_argument('--data-dir', default=None,
+                        help='directory of the data sets: the shapes set is '
+                        '<data-dir>/synthetic_shapes/ (synthetic_shapes_quick/ with --quick), '
+                        'generated if missing (default: the repository\'s data/)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: tiny data set, 1 epoch, small batches')
     parser.add_argument('--epochs', type=int, default=None,
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
     # defaults are relative to the repository
     work_dir = (osp.join(REPO, DEFAULT_WORK_DIR) if args.work_dir == DEFAULT_WORK_DIR
                 else osp.abspath(args.work_dir))
-    data_root = osp.abspath(args.data_root) if args.data_root else None
+    data_dir = osp.abspath(args.data_dir) if args.data_dir else osp.join(REPO, 'data')
     os.chdir(REPO)
     run_dir = new_run_dir(work_dir)
     records = osp.join(run_dir, 'records')
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
     print(f'main job: {" ".join(args.losses)} x seeds {seeds}; results in {run_dir}')
     start = time.perf_counter()
     options = GridOptions(root=REPO, work_dir=run_dir, jobs=args.jobs, threads=args.threads,
-                          quick=args.quick, data_root=data_root,
+                          quick=args.quick, data_dir=data_dir,
                           stall_timeout=args.stall_timeout)
     try:
         failed = run_grid(plan(variants, seeds, records), options)

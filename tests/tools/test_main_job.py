@@ -67,7 +67,7 @@ def _run(cmd, cwd=None):
 def test_main_job_quick_with_two_seeds(tmp_path):
     """``--quick --seeds 2``: trains, evaluates, reports mean ± std over the seeds."""
     out = _run([MAIN_JOB, '--quick', '--losses', 'ce', '--seeds', '2',
-                '--work-dir', 'work', '--data-root', 'data'], cwd=str(tmp_path))
+                '--work-dir', 'work', '--data-dir', 'data'], cwd=str(tmp_path))
     work = tmp_path / 'work'
     (run,) = os.listdir(work)
     with open(work / run / 'results.json') as f:
@@ -81,7 +81,7 @@ def test_main_job_quick_with_two_seeds(tmp_path):
     assert ce['std'] == pytest.approx(abs(maps[0] - maps[1]) / 2 ** 0.5)
     assert (work / run / 'curves.png').stat().st_size > 10_000
     assert 'mean ± sample std over 2 seed(s)' in out and 'ce ' in out
-    assert (tmp_path / 'data' / 'synthetic_shapes_meta.json').is_file()
+    assert (tmp_path / 'data' / 'synthetic_shapes_quick' / 'synthetic_shapes_meta.json').is_file()
 
 
 def test_study_quick_records_and_resumes(tmp_path):
