@@ -37,10 +37,11 @@ def test_sgd_overrides_replace_adamw_in_a_study_config():
 
 def test_grid_variants_carry_their_recipe_and_data_set():
     sgd = VARIANTS['crowns-sgd-ghm-cap30']
-    assert (sgd.dataset, sgd.recipe, sgd.epochs, sgd.group) == ('crowns', 'sgd', 60, 'caps')
+    assert (sgd.dataset, sgd.recipe, sgd.epochs, sgd.group) == ('crowns', 'sgd', 120, 'caps')
     assert sgd.config == 'configs/tree_crowns/retinanet_tiny-r18_fpn_ghm-cap_tree-crowns.py'
     assert sgd.overrides['model.bbox_head.loss_cls.weight_cap'] == 30.0
-    assert sgd.overrides['param_scheduler'][0]['end'] == 90
+    assert sgd.overrides['param_scheduler'][0]['end'] == 180  # 1/6 of 120 x 9 iterations
+    assert sgd.overrides['param_scheduler'][1]['milestones'] == [80, 110]
     assert VARIANTS['sgd-fl'].overrides['param_scheduler'][0]['end'] == 500
     # the synthetic set with AdamW keeps the original names and settings
     assert VARIANTS['ghm-cap10'].overrides == {'model.bbox_head.loss_cls.weight_cap': 10.0,
