@@ -87,25 +87,31 @@ def ghmr_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor, weig
 class _WeightedASL1Sum(torch.autograd.Function):
     """``sum(w * ASL1(pred - target))`` whose gradient is computed with the sum.
 
-    Backward only scales the saved float32 gradient (``-grad`` for the target).
+    As GHM-C's ``_WeightedCESum``: the first backward scales the float32
+    gradient kept by the forward pass in place and returns it (``-grad`` for
+    the target), so no second buffer is allocated; a backward again through
+    a retained graph computes it again from the saved inputs.
     """
 
     @staticmethod
     def forward(ctx, pred, target, index, weights, mu):
         total, grad = ghmr_weighted_sum_and_grad(pred, target, index, weights, mu)
-        ctx.save_for_backward(grad)
+        ctx.save_for_backward(pred, target, index, weights)
+        ctx.grad, ctx.mu = grad, mu  # the gradient is consumed by the first backward
         # Recorded here rather than read from ctx.needs_input_grad in backward:
         # dynamo in torch 2.1 cannot trace indexing needs_input_grad (fullgraph).
         ctx.grad_pred, ctx.grad_target = pred.requires_grad, target.requires_grad
-        ctx.pred_dtype, ctx.target_dtype = pred.dtype, target.dtype
         return total
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad, = ctx.saved_tensors
-        grad = grad * grad_output
-        grad_pred = grad.to(ctx.pred_dtype) if ctx.grad_pred else None
-        grad_target = (-grad).to(ctx.target_dtype) if ctx.grad_target else None
+        grad, ctx.grad = ctx.grad, None
+        pred, target, index, weights = ctx.saved_tensors
+        if grad is None:  # backward again through a retained graph
+            grad = ghmr_weighted_sum_and_grad(pred, target, index, weights, ctx.mu)[1]
+        grad = grad.mul_(grad_output)
+        grad_target = (-grad).to(target.dtype) if ctx.grad_target else None
+        grad_pred = grad.to(pred.dtype) if ctx.grad_pred else None
         return grad_pred, grad_target, None, None, None
 
 

@@ -8,6 +8,7 @@ and free of host synchronisation: counts stay on the device as int64 tensors
 nothing returns a data-dependent shape. Region index ``M`` is a sentinel for
 invalid (ignored) elements; it is counted but never weighted.
 """
+import sys
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -135,7 +136,7 @@ def element_weights(weights: Tensor, index: Tensor, finite: Tensor) -> Tensor:
         index (Tensor): uint8 regions from :func:`region_index`.
         finite (Tensor): bool, broadcastable to ``index``: the input is finite.
     """
-    return torch.where(finite, weights[index.long()], float('nan'))
+    return torch.where(finite, weights[index.int()], float('nan'))
 
 
 def counts_by_bincount(index: Tensor) -> bool:
@@ -151,16 +152,49 @@ def counts_by_bincount(index: Tensor) -> bool:
     return index.device.type == 'cpu' and not is_compiling()
 
 
+# Lanes of bincount_in_lanes and the integer type that holds one byte per lane.
+_LANE_WORDS = ((8, torch.int64), (4, torch.int32), (2, torch.int16))
+
+
+def bincount_in_lanes(flat: Tensor, size: int) -> Tensor:
+    """``torch.bincount(flat, minlength=size)`` for a 1-D uint8 ``flat`` with values < ``size``.
+
+    ``bincount`` adds one to a counter per element; on a run of equal values
+    (most elements of a batch are in one region) each increment waits for the
+    previous one, which made it as slow as a whole compiled kernel. Here
+    neighbouring bytes count in different counters: viewed as ``L``-byte
+    integers, every word gets one integer added that puts ``k * size`` in its
+    byte ``L - 1 - k`` of significance (``L`` lanes, ``L * size <= 256``, so
+    no byte carries and the top byte, which gets 0, keeps the sign: no
+    overflow), and the ``L`` lanes' counts are summed after (the last
+    ``numel % L`` bytes are added by a scatter-add). Falls back to
+    one plain ``bincount`` where that is not possible (too many regions, a
+    misaligned view, a big-endian machine).
+    """
+    lanes, word = next(((n, w) for n, w in _LANE_WORDS if n * size <= 256), (1, None))
+    body = flat.numel() - flat.numel() % lanes
+    if (word is None or sys.byteorder != 'little' or body == 0
+            or flat.storage_offset() % lanes or not flat.is_contiguous()):
+        return torch.bincount(flat, minlength=size)
+    # byte k (little-endian) of each word gets (L - 1 - k) * size
+    shift = sum(((lanes - 1 - k) * size) << (8 * k) for k in range(lanes))
+    laned = (flat[:body].view(word) + shift).view(torch.uint8)
+    counts = torch.bincount(laned, minlength=lanes * size).view(lanes, size).sum(0)
+    tail = flat[body:].long()  # fewer than L elements: a scatter-add, no second host read
+    return counts.scatter_add_(0, tail, torch.ones_like(tail))
+
+
 def region_counts(index: Tensor, bins: int) -> Tensor:
     """Number of elements in each region, ``(bins + 1,)`` int64 (last: invalid).
 
-    Counts are exact integers (int64), also beyond 2**24 elements. Off the
+    Counts are exact integers (int64), also beyond 2**24 elements. On the
+    CPU they come from :func:`bincount_in_lanes`. Off the
     CPU (see :func:`counts_by_bincount`) a scatter-add is used; eager calls
     convert the uint8 index to int64 in chunks to bound memory.
     """
     flat = index.reshape(-1)
     if counts_by_bincount(index):
-        return torch.bincount(flat, minlength=bins + 1)
+        return bincount_in_lanes(flat, bins + 1)
     counts = torch.zeros(bins + 1, dtype=torch.int64, device=index.device)
     if is_compiling():
         return counts.scatter_add_(0, flat.long(), torch.ones_like(flat, dtype=torch.int64))

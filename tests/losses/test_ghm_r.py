@@ -90,6 +90,29 @@ def test_gradcheck_float64_pred_and_target(eager_kernels):
     assert torch.autograd.gradcheck(lambda p, t: loss(p, t, weight), (pred, target))
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+def test_backward_again_through_a_retained_graph_gives_the_same_gradient(kernel_mode, dtype):
+    """The first backward scales the forward's gradient buffer in place; a second one
+    (retain_graph) must compute the same values again, for pred and for target."""
+    pred, target, weight = make_batch(300)
+    pred = pred.to(dtype).requires_grad_()
+    target = target.to(dtype).requires_grad_()
+    loss = GHMRLoss(bins=10)
+    out = loss(pred, target, weight) * 3.0
+    first = torch.autograd.grad(out, (pred, target), retain_graph=True)
+    second = torch.autograd.grad(out, (pred, target), retain_graph=True)
+    third = torch.autograd.grad(out * 2.0, (pred, target))
+    assert first[0].dtype == first[1].dtype == dtype
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert torch.equal(first[1], -first[0])
+    assert torch.allclose(third[0].float(), first[0].float() * 2.0, rtol=1e-3, atol=1e-7)
+    # the values: 3 * w * d / sqrt(d^2 + mu^2) / N, from autograd through 'none'
+    none = loss(pred, target, weight, reduction_override='none')
+    expected, = torch.autograd.grad(none.float().sum() * 3.0 / weight.sum(), pred)
+    tol = dict(rtol=1e-5, atol=1e-9) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-6)
+    assert torch.allclose(first[0].float(), expected.float(), **tol)
+
+
 def test_normaliser_is_the_sum_of_weights(eager_kernels):
     pred, target, _ = make_batch(50)
     weight = torch.full((50, 4), 0.5)

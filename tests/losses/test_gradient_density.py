@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import mmdet_ghm.losses.gradient_density as density_module
-from mmdet_ghm.losses.gradient_density import (region_counts, region_edges, region_index,
-                                               region_weights, update_density)
+from mmdet_ghm.losses.gradient_density import (bincount_in_lanes, region_counts, region_edges,
+                                               region_index, region_weights, update_density)
 
 
 def brute_force_regions(g, edges):
@@ -113,6 +113,18 @@ def test_counts_match_a_direct_count(counting_path):
     index[0, :7] = 10
     counts = region_counts(index, 10)
     assert counts.tolist() == [int((index == j).sum()) for j in range(11)]
+
+
+@pytest.mark.parametrize('size', [2, 11, 31, 32, 33, 64, 65, 128, 129, 255])
+def test_bincount_in_lanes_matches_bincount(size):
+    """Every lane width (8, 4, 2 bytes per word, or none), the largest value in every
+    byte position (a carry into the next byte would move a count), lengths that leave a
+    tail, and views that start off a word boundary (plain bincount then)."""
+    generator = torch.Generator().manual_seed(size)
+    data = torch.randint(0, size, (1000,), dtype=torch.uint8, generator=generator)
+    data[:16] = size - 1
+    for flat in (data, data[:997], data[1:], data[8:], data[:5], data[:0]):
+        assert torch.equal(bincount_in_lanes(flat, size), torch.bincount(flat, minlength=size))
 
 
 def test_counts_with_an_empty_region_keep_their_length(counting_path):
