@@ -303,17 +303,21 @@ def render_record(record: Dict) -> str:
     return '\n'.join(parts)
 
 
-def render_change(before: Dict, after: Dict) -> str:
-    """Markdown table: each variant's ratio to its baseline in two records."""
-    lines = [f"| variant | × baseline, `{before['name']}` | × baseline, `{after['name']}` |",
-             '| --- | ---: | ---: |']
-    for key, group in after['groups'].items():
-        old_rows = {row['name']: row for row in before['groups'].get(key, {}).get('variants', [])}
+def render_change(*records: Dict) -> str:
+    """Markdown table: each variant's ratio to its baseline in two or more records.
+
+    Rows are the variants of the last record; ``—`` where an earlier one lacks it.
+    """
+    header = ' | '.join(f"× baseline, `{record['name']}`" for record in records)
+    lines = [f'| variant | {header} |', '| --- |' + ' ---: |' * len(records)]
+    for key, group in records[-1]['groups'].items():
         base = group['variants'][0]['name'].split(' (')[0]
         for row in group['variants'][1:]:
-            old = old_rows.get(row['name'])
-            old_ratio = f"{old['ratio']:.2f}" if old else '—'
-            lines.append(f"| {row['name']} (× {base}) | {old_ratio} | {row['ratio']:.2f} |")
+            cells = []
+            for record in records:
+                rows = {r['name']: r for r in record['groups'].get(key, {}).get('variants', [])}
+                cells.append(f"{rows[row['name']]['ratio']:.2f}" if row['name'] in rows else '—')
+            lines.append(f"| {row['name']} (× {base}) | {' | '.join(cells)} |")
     return '\n'.join(lines)
 
 
@@ -325,7 +329,7 @@ def update_readme(text: str, records_dir: str) -> str:
     """``text`` with every ``<!-- benchmark:SPEC:begin/end -->`` block regenerated.
 
     ``SPEC`` is a record name (its tables, :func:`render_record`) or
-    ``BEFORE,AFTER`` (the change between two records, :func:`render_change`).
+    ``BEFORE,...,AFTER`` (the change over two or more records, :func:`render_change`).
     """
     def render(spec: str) -> str:
         names = spec.split(',')
@@ -334,11 +338,7 @@ def update_readme(text: str, records_dir: str) -> str:
             record = load_record(records_dir, name)
             record['name'] = name
             records.append(record)
-        if len(records) == 1:
-            return render_record(records[0])
-        if len(records) == 2:
-            return render_change(*records)
-        raise ValueError(f'benchmark block {spec!r}: name one record or two (BEFORE,AFTER)')
+        return render_record(records[0]) if len(records) == 1 else render_change(*records)
 
     return BLOCK.sub(lambda m: f'{m.group(1)}\n{render(m.group("spec"))}\n{m.group(4)}', text)
 

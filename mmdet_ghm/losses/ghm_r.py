@@ -68,48 +68,40 @@ def ghmr_weighted_sum(pred: Tensor, target: Tensor, index: Tensor, weights: Tens
 
 
 @fused
-def ghmr_weighted_sum_and_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
-                               mu: float) -> Tuple[Tensor, Tensor]:
-    """``sum(w * ASL1(d))`` and its gradient w.r.t. ``pred``, ``w * d / s``, in one pass.
+def ghmr_scaled_grad(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor, mu: float,
+                     scale: Tensor) -> Tensor:
+    """``scale * w * d / sqrt(d^2 + mu^2)``, the gradient of the weighted sum w.r.t. ``pred``.
 
-    ``w = weights[index]``, ``s = sqrt(d^2 + mu^2)`` is shared:
-    ``ASL1 = d^2 / (s + mu)`` (see :func:`authentic_smooth_l1`). Returns the
-    float32 sum (accumulated in float64) and the gradient in float32.
+    ``w = weights[index]`` (NaN where ``d`` is not finite); float32, ``pred``'s shape;
+    ``scale`` is the 0-dim incoming gradient.
     """
     diff = _diff(pred, target)
-    weight = element_weights(weights, index, diff.isfinite())
-    squared = diff * diff
-    root = torch.sqrt(squared + mu * mu)
-    loss = weight * (squared / (root + mu))
-    return loss.double().sum().to(loss.dtype), weight * (diff / root)
+    return element_weights(weights, index, diff.isfinite()) * asl1_gradient(diff, mu) * scale
 
 
 class _WeightedASL1Sum(torch.autograd.Function):
-    """``sum(w * ASL1(pred - target))`` whose gradient is computed with the sum.
+    """``sum(w * ASL1(pred - target))``; its gradient is computed by backward.
 
-    As GHM-C's ``_WeightedCESum``: the first backward scales the float32
-    gradient kept by the forward pass in place and returns it (``-grad`` for
-    the target), so no second buffer is allocated; a backward again through
-    a retained graph computes it again from the saved inputs.
+    Forward reads the inputs once for the sum and keeps nothing but references
+    to them (and the uint8 index); backward computes the gradient scaled by
+    the incoming one in one more read (``-grad`` for the target). Computing
+    the gradient with the sum instead gave inductor two loops anyway, plus a
+    float32 buffer kept until backward and a pass to scale it.
     """
 
     @staticmethod
     def forward(ctx, pred, target, index, weights, mu):
-        total, grad = ghmr_weighted_sum_and_grad(pred, target, index, weights, mu)
         ctx.save_for_backward(pred, target, index, weights)
-        ctx.grad, ctx.mu = grad, mu  # the gradient is consumed by the first backward
+        ctx.mu = mu
         # Recorded here rather than read from ctx.needs_input_grad in backward:
         # dynamo in torch 2.1 cannot trace indexing needs_input_grad (fullgraph).
         ctx.grad_pred, ctx.grad_target = pred.requires_grad, target.requires_grad
-        return total
+        return ghmr_weighted_sum(pred, target, index, weights, mu)
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad, ctx.grad = ctx.grad, None
         pred, target, index, weights = ctx.saved_tensors
-        if grad is None:  # backward again through a retained graph
-            grad = ghmr_weighted_sum_and_grad(pred, target, index, weights, ctx.mu)[1]
-        grad = grad.mul_(grad_output)
+        grad = ghmr_scaled_grad(pred, target, index, weights, ctx.mu, grad_output)
         grad_target = (-grad).to(target.dtype) if ctx.grad_target else None
         grad_pred = grad.to(pred.dtype) if ctx.grad_pred else None
         return grad_pred, grad_target, None, None, None

@@ -92,6 +92,12 @@ def test_render_record_and_change():
     before, after = fake_record(1.8), fake_record(0.9)
     before['name'], after['name'] = 'old', 'new'
     assert '| GHMCLoss (× BCE) | 1.80 | 0.90 |' in lb.render_change(before, after)
+    middle = fake_record(1.2)
+    middle['name'] = 'mid'
+    middle['groups']['sigmoid']['variants'].pop()  # a variant the middle record lacks
+    three = lb.render_change(before, middle, after)
+    assert '| variant | × baseline, `old` | × baseline, `mid` | × baseline, `new` |' in three
+    assert '| GHMCLoss (× BCE) | 1.80 | — | 0.90 |' in three
 
 
 def test_update_readme_regenerates_blocks(tmp_path):

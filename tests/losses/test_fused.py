@@ -14,7 +14,7 @@ import mmdet_ghm.losses.fused as fused_module
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 from mmdet_ghm.losses.fused import fused
 from mmdet_ghm.losses.ghm_c import ghmc_region_index, ghmc_weighted_sum_and_grad
-from mmdet_ghm.losses.ghm_r import ghmr_region_index, ghmr_weighted_sum_and_grad
+from mmdet_ghm.losses.ghm_r import ghmr_region_index, ghmr_scaled_grad, ghmr_weighted_sum
 from mmdet_ghm.utils.torch_compat import compiler_errors
 
 from ..conftest import kernels_compiled
@@ -46,7 +46,7 @@ def test_default_path_runs_the_compiled_kernel():
 @pytest.mark.parametrize('name', ['ghmc', 'ghmr'])
 def test_ghm_losses_run_their_kernels_compiled(name):
     kernels = ((ghmc_region_index, ghmc_weighted_sum_and_grad) if name == 'ghmc' else
-               (ghmr_region_index, ghmr_weighted_sum_and_grad))
+               (ghmr_region_index, ghmr_weighted_sum, ghmr_scaled_grad))
     before = [dict(k.calls) for k in kernels]
     pred = torch.randn(50, 4, requires_grad=True)
     with kernels_compiled(True):

@@ -92,8 +92,8 @@ def test_gradcheck_float64_pred_and_target(eager_kernels):
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
 def test_backward_again_through_a_retained_graph_gives_the_same_gradient(kernel_mode, dtype):
-    """The first backward scales the forward's gradient buffer in place; a second one
-    (retain_graph) must compute the same values again, for pred and for target."""
+    """Backward computes the gradient from the saved inputs: a second backward through
+    a retained graph gives the same values, for pred and for target."""
     pred, target, weight = make_batch(300)
     pred = pred.to(dtype).requires_grad_()
     target = target.to(dtype).requires_grad_()
