@@ -36,9 +36,55 @@ def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 @fused
-def finite_rows(logits: Tensor) -> Tensor:
-    """``(N,)`` bool: every logit of the row is finite (compiled: one read, no mask)."""
-    return logits.isfinite().all(dim=-1)
+def label_ce_and_finite_rows(logits: Tensor, labels: Tensor):
+    """Per row: ``-log softmax(logits)[label]``, the finite flag and ``logsumexp(logits)``.
+
+    ``(N,)`` float32 (float64 kept), bool, float32. The CE is computed as
+    ``log_softmax`` does (``x - max - log(sum(exp(x - max)))``); compiled,
+    one loop over each row gives all of them.
+    """
+    x = logits.to(compute_dtype(logits))
+    row_max = x.amax(dim=-1, keepdim=True)
+    shifted = x - row_max
+    log_sum = shifted.exp().sum(dim=-1, keepdim=True).log()
+    label_shifted = shifted.gather(-1, labels.long().unsqueeze(-1))
+    return ((log_sum - label_shifted).squeeze(-1), x.isfinite().all(dim=-1),
+            (row_max + log_sum).squeeze(-1))
+
+
+@fused
+def label_ce_grad(logits: Tensor, labels: Tensor, logsumexp: Tensor,
+                  grad_rows: Tensor) -> Tensor:
+    """``grad_rows[:, None] * (softmax(logits) - onehot(labels))`` in ``logits``' dtype.
+
+    ``softmax = exp(x - logsumexp)`` with the forward's ``logsumexp``: one
+    exponential per element and no row reduction.
+    """
+    x = logits.to(compute_dtype(logits))
+    onehot = torch.arange(x.shape[-1], device=x.device) == labels.long().unsqueeze(-1)
+    grad = (x - logsumexp.unsqueeze(-1)).exp() - onehot.to(x.dtype)
+    return (grad * grad_rows.unsqueeze(-1)).to(logits.dtype)
+
+
+class _LabelCE(torch.autograd.Function):
+    """Softmax CE of each row and whether its logits are finite, in one read of the logits.
+
+    Backward computes the gradient from the saved logits and row
+    ``logsumexp`` in one more read (``F.cross_entropy`` writes the
+    log-softmax in forward and reads it back with its gradient).
+    """
+
+    @staticmethod
+    def forward(ctx, logits, labels):
+        ce, finite, logsumexp = label_ce_and_finite_rows(logits, labels)
+        ctx.save_for_backward(logits, labels, logsumexp)
+        ctx.mark_non_differentiable(finite)
+        return ce, finite
+
+    @staticmethod
+    def backward(ctx, grad_ce, grad_finite):
+        logits, labels, logsumexp = ctx.saved_tensors
+        return label_ce_grad(logits, labels, logsumexp, grad_ce), None
 
 
 def ghm_c_softmax_loss(pred: Tensor,
@@ -65,16 +111,16 @@ def ghm_c_softmax_loss(pred: Tensor,
         Tensor: float32 loss; NaN if a row holds a non-finite logit (that row
         counts in no region; its gradient is NaN).
     """
-    # One log-softmax gives both the CE (with autograd) and the gradient norm.
-    log_p_label = label_log_softmax(pred, labels)
+    # One read of the logits gives the CE (with its own backward), the
+    # gradient norm and which rows are finite.
+    ce, finite = _LabelCE.apply(pred, labels)
     with torch.no_grad():
-        g = 1 - log_p_label.detach().exp()  # softmax_gradient_norm from the same log-softmax
-        finite = finite_rows(pred.detach())
+        g = 1 - (-ce.detach()).exp()  # softmax_gradient_norm from the same log-softmax
         valid = finite if label_weight is None else finite & (label_weight > 0)
         index = region_index(g, valid, edges)
     weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
                                    global_density, options)
-    loss = element_weights(weights, index, finite) * -log_p_label
+    loss = element_weights(weights, index, finite) * ce
     if reduction == 'none':
         return loss
     loss = loss.sum()

@@ -97,6 +97,25 @@ def test_gradcheck_float64(eager_kernels):
     assert torch.autograd.gradcheck(lambda x: loss(x, labels, None), (logits,))
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+def test_gradient_is_the_weighted_cross_entropy_gradient(kernel_mode, dtype):
+    """The loss's own backward (from the saved logits and row logsumexp) against
+    autograd through F.cross_entropy with the same row weights, eager and compiled."""
+    generator = torch.Generator().manual_seed(0)
+    logits = (torch.randn(300, 7, generator=generator) * 3).to(dtype).requires_grad_()
+    labels = torch.randint(0, 7, (300,), generator=generator)
+    label_weight = (torch.rand(300, generator=generator) > 0.2).float()
+    loss = GHMCLoss(bins=10, use_sigmoid=False)
+    grad, = torch.autograd.grad(loss(logits, labels, label_weight) * 3.0, logits)
+    assert grad.dtype == dtype
+    ce = F.cross_entropy(logits.float(), labels, reduction='none')
+    weighted = loss(logits, labels, label_weight, reduction_override='none').detach()
+    row_weight = weighted / ce.detach()  # the harmonizing weight of each row
+    expected, = torch.autograd.grad((row_weight * ce).sum() * 3.0 / label_weight.sum(), logits)
+    tol = dict(rtol=1e-5, atol=1e-8) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-5)
+    assert torch.allclose(grad.float(), expected.float(), **tol)
+
+
 def test_softmax_inputs_are_checked(eager_kernels):
     loss = GHMCLoss(use_sigmoid=False)
     logits = torch.randn(4, 3)  # 2 classes + background
