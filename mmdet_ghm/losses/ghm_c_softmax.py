@@ -24,17 +24,6 @@ from .gradient_density import (EPS, HarmonizeOptions, compute_dtype, element_wei
                                region_index)
 
 
-def label_log_softmax(logits: Tensor, labels: Tensor) -> Tensor:
-    """``log softmax(logits)[label]`` per row, ``(N,)``, float32 (float64 kept)."""
-    log_p = logits.to(compute_dtype(logits)).log_softmax(dim=-1)
-    return log_p.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
-
-
-def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
-    """``1 - softmax(logits)[label]`` per row, ``(N,)``, float32 (float64 kept)."""
-    return 1 - label_log_softmax(logits, labels).exp()
-
-
 @fused
 def label_ce_and_finite_rows(logits: Tensor, labels: Tensor):
     """Per row: ``-log softmax(logits)[label]``, the finite flag and ``logsumexp(logits)``.
@@ -50,6 +39,14 @@ def label_ce_and_finite_rows(logits: Tensor, labels: Tensor):
     label_shifted = shifted.gather(-1, labels.long().unsqueeze(-1))
     return ((log_sum - label_shifted).squeeze(-1), x.isfinite().all(dim=-1),
             (row_max + log_sum).squeeze(-1))
+
+
+def softmax_gradient_norm(logits: Tensor, labels: Tensor) -> Tensor:
+    """``1 - softmax(logits)[label]`` per row, ``(N,)``, float32 (float64 kept).
+
+    From :func:`label_ce_and_finite_rows`, as the loss computes it.
+    """
+    return 1 - (-label_ce_and_finite_rows(logits, labels)[0]).exp()
 
 
 @fused

@@ -6,7 +6,7 @@ For ``d = pred - target`` the Authentic Smooth L1 loss is
 by the gradient density of their ``g``-region exactly as in GHM-C, and the
 loss is ``sum(beta * ASL1) / N`` with ``N = sum(label_weight)``.
 """
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor
