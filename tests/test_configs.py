@@ -140,6 +140,8 @@ def test_every_ghm_config_is_described_here():
 def test_config_loads_and_builds(path):
     cfg = Config.fromfile(str(path))
     assert cfg.get('custom_imports') == CUSTOM_IMPORTS
+    # every config resumes exactly (its checkpoints carry the generator states)
+    assert [h['type'] for h in cfg.get('custom_hooks', [])].count('RNGStateHook') == 1
     model = _build(cfg)
     assert isinstance(model, MODELS.get(cfg.model.type))
     head_cfg = cfg.model.get('bbox_head')
@@ -323,7 +325,8 @@ def test_synthetic_ghm_option_config_changes_one_option(option):
     for key in ('loss_cls', 'loss_bbox'):
         expected['model']['bbox_head'][key][attr] = value
     if attr == 'warmup':  # the loss is told the training iteration by this hook
-        expected['custom_hooks'] = [dict(type='GHMStatsHook'), dict(type='GHMWarmupHook')]
+        expected['custom_hooks'] = [dict(type='GHMStatsHook'), dict(type='GHMWarmupHook'),
+                                    dict(type='RNGStateHook')]
     assert cfg.to_dict() == expected
     model = _build(cfg)
     for key in ('loss_cls', 'loss_bbox'):
@@ -353,6 +356,7 @@ def test_head_config_is_mmdet_config_with_ghmc(name):
     if clip is not None:
         expected['optim_wrapper']['clip_grad'] = clip
     expected['custom_imports'] = CUSTOM_IMPORTS
+    expected['custom_hooks'] = [dict(type='RNGStateHook')]
     assert head['loss_bbox']['type'] == box_loss
     assert _without_scope(cfg.to_dict()) == _without_scope(expected)
     assert cfg.optim_wrapper.clip_grad == CLIP

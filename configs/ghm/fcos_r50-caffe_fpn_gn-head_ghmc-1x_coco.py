@@ -16,6 +16,8 @@
 _base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
+# generator states in every checkpoint: --resume continues exactly
+custom_hooks = [dict(type='RNGStateHook')]
 
 model = dict(
     bbox_head=dict(

@@ -15,6 +15,8 @@
 _base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
+# generator states in every checkpoint: --resume continues exactly
+custom_hooks = [dict(type='RNGStateHook')]
 
 model = dict(
     bbox_head=dict(

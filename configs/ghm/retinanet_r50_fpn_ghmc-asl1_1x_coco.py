@@ -12,6 +12,8 @@
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
+# generator states in every checkpoint: --resume continues exactly
+custom_hooks = [dict(type='RNGStateHook')]
 
 model = dict(
     bbox_head=dict(

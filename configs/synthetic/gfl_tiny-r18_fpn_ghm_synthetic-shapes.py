@@ -16,4 +16,4 @@ model = dict(
             use_sigmoid=True,
             loss_weight=1.0)))
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
-custom_hooks = [dict(type='GHMStatsHook')]
+custom_hooks = [dict(type='GHMStatsHook'), dict(type='RNGStateHook')]

@@ -12,4 +12,5 @@ model = dict(
         loss_cls=dict(warmup=500),
         loss_bbox=dict(warmup=500)))
 # Lists replace the base's: keep the statistics hook and add the warm-up clock.
-custom_hooks = [dict(type='GHMStatsHook'), dict(type='GHMWarmupHook')]
+custom_hooks = [
+    dict(type='GHMStatsHook'), dict(type='GHMWarmupHook'), dict(type='RNGStateHook')]

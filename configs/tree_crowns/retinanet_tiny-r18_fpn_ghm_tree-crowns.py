@@ -21,4 +21,4 @@ model = dict(
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
 # Log how GHM sees each batch (region histogram, EMA density, weight shares)
 # at the logger's interval; see docs/gradient_density.md.
-custom_hooks = [dict(type='GHMStatsHook')]
+custom_hooks = [dict(type='GHMStatsHook'), dict(type='RNGStateHook')]

@@ -17,6 +17,9 @@ the same on every version:
 * :func:`compiled_cpu_division_is_ieee`: whether inductor's C++ kernels
   divide as IEEE 754 does; read from the compiler flags, which moved
   between versions (and are private).
+* :func:`shutdown_persistent_workers`: stop a ``DataLoader``'s persistent
+  workers so that its next ``iter()`` starts new ones; the loader keeps them
+  in the private ``_iterator`` (torch 1.7 to 2.13 at least).
 """
 import functools
 import sys
@@ -191,3 +194,23 @@ def compiled_cpu_division_is_ieee() -> bool:
     flags = _inductor_cpp_math_flags()
     _COMPILED_CPU_DIVISION_IS_IEEE = flags is not None and division_flags_are_ieee(flags)
     return _COMPILED_CPU_DIVISION_IS_IEEE
+
+
+def shutdown_persistent_workers(dataloader) -> bool:
+    """Stop ``dataloader``'s persistent workers, if it has started any.
+
+    Its next ``iter()`` then starts new workers (with its current
+    ``worker_init_fn``), as a loader without persistent workers does at
+    every epoch.
+
+    Returns:
+        bool: whether workers were stopped.
+    """
+    iterator = getattr(dataloader, '_iterator', None)
+    if iterator is None or not getattr(dataloader, 'persistent_workers', False):
+        return False
+    shutdown = getattr(iterator, '_shutdown_workers', None)
+    if shutdown is not None:
+        shutdown()
+    dataloader._iterator = None
+    return True

@@ -173,3 +173,21 @@ def test_compiled_cpu_division_follows_inductor_flags(monkeypatch):
     assert not tc.compiled_cpu_division_is_ieee()
     monkeypatch.undo()
     assert tc.compiled_cpu_division_is_ieee()  # the kept verdict is this torch's again
+
+
+def test_shutdown_persistent_workers_starts_new_workers_next_epoch():
+    from torch.utils.data import DataLoader
+
+    def worker_pid(_):
+        import os
+        return os.getpid()
+
+    loader = DataLoader(list(range(2)), batch_size=1, num_workers=1, persistent_workers=True,
+                        collate_fn=worker_pid)
+    assert not tc.shutdown_persistent_workers(loader)  # none started yet
+    first = set(loader)
+    assert set(loader) == first  # persistent: the same worker again
+    assert tc.shutdown_persistent_workers(loader)
+    assert loader._iterator is None
+    assert set(loader).isdisjoint(first)  # a new worker process
+    assert not tc.shutdown_persistent_workers(DataLoader([0], num_workers=0))

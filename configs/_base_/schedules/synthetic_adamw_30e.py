@@ -28,6 +28,9 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 
+# RNGStateHook: generator states in every checkpoint, so that --resume
+# continues exactly as the uninterrupted run (configs that add hooks keep it).
+custom_hooks = [dict(type='RNGStateHook')]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=max_epochs,

@@ -1,5 +1,6 @@
 """Training hooks (registered in ``mmengine.registry.HOOKS``)."""
 from .ghm_stats_hook import GHMStatsHook
 from .ghm_warmup_hook import GHMWarmupHook
+from .rng_state_hook import InexactResumeWarning, RNGStateHook
 
-__all__ = ['GHMStatsHook', 'GHMWarmupHook']
+__all__ = ['GHMStatsHook', 'GHMWarmupHook', 'InexactResumeWarning', 'RNGStateHook']
