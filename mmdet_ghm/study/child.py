@@ -6,6 +6,12 @@ one process per run (so peak memory and timings are the run's own). The spec
 the seed, the work dir and the record path. MMEngine's log goes to
 ``<work_dir>/train.log``; ``<work_dir>/progress.json`` is rewritten after
 every few iterations so that the runner can show progress and spot a hang.
+
+A checkpoint is written after every epoch (the last one kept). A spec with
+``resume_from`` (an earlier attempt's checkpoint) continues that run
+exactly: ``RNGStateHook`` restores the generators, and the recorder's
+curves and timings travel in the checkpoint, so the record equals the
+uninterrupted run's in every metric and lists the epochs it resumed at.
 """
 import json
 import os
@@ -24,11 +30,14 @@ METRICS = (('bbox_mAP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
 GHM_STATS_PREFIX = 'train/ghm_'
 
 
+#: Where the recorder keeps its state in a checkpoint.
+RECORDER_KEY = 'study_recorder'
+
+
 def stretch_schedule(cfg, epochs: int) -> None:
     """Set ``epochs`` and stretch epoch-based schedulers (e.g. cosine) to it."""
     old = cfg.train_cfg.max_epochs
     cfg.train_cfg.max_epochs = epochs
-    cfg.default_hooks.checkpoint.interval = epochs
     for scheduler in cfg.get('param_scheduler') or []:
         if scheduler.get('end') == old:
             scheduler['end'] = epochs
@@ -54,20 +63,88 @@ def new_scalar_means(message_hub, seen: Dict[str, int]) -> Dict[str, float]:
     return means
 
 
+def resumable_run(cfg, resume_from=None) -> None:
+    """Checkpoint ``cfg`` after every epoch (last one kept), with ``RNGStateHook`` on.
+
+    ``resume_from``: an earlier attempt's checkpoint to continue from.
+    """
+    cfg.default_hooks.checkpoint.update(interval=1, by_epoch=True, max_keep_ckpts=1)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(hook.get('type') == 'RNGStateHook' for hook in hooks):
+        hooks.append(dict(type='RNGStateHook'))
+    cfg.custom_hooks = hooks
+    if resume_from:
+        cfg.resume = True
+        cfg.load_from = resume_from
+
+
 def make_recorder(progress_path: str, tag: str, echo):
-    """A hook that records validation metrics, GHM statistics and timings."""
+    """A hook that records validation metrics, GHM statistics and timings.
+
+    Its state goes into every checkpoint (``RECORDER_KEY``) and comes back
+    when the run resumes from one.
+    """
     from mmengine.hooks import Hook
 
     class StudyRecorder(Hook):
-        priority = 'VERY_LOW'
+        # before CheckpointHook (VERY_LOW), so that a checkpoint holds the epoch's statistics
+        priority = 'LOW'
 
         def __init__(self):
             self.val_curve: List[dict] = []
             self.ghm_stats: List[dict] = []
             self.iter_times: List[float] = []
+            self.resumed_at: List[int] = []
+            self.earlier_wall_s = 0.0
+            self.earlier_peak_rss_mib = 0.0
             self._seen: Dict[str, int] = {}
             self._t_last = None
             self._t0 = time.perf_counter()
+
+        def wall_s(self) -> float:
+            """Training time of this run so far, over all its attempts."""
+            return self.earlier_wall_s + time.perf_counter() - self._t0
+
+        def peak_rss_mib(self) -> float:
+            """Peak resident memory of this run so far, over all its attempts."""
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            return max(own, self.earlier_peak_rss_mib)
+
+        def before_save_checkpoint(self, runner, checkpoint):
+            checkpoint[RECORDER_KEY] = dict(
+                val_curve=self.val_curve, ghm_stats=self.ghm_stats, iter_times=self.iter_times,
+                resumed_at=self.resumed_at, seen=self._seen, wall_s=self.wall_s(),
+                peak_rss_mib=self.peak_rss_mib())
+
+        def after_load_checkpoint(self, runner, checkpoint):
+            state = checkpoint.get(RECORDER_KEY)
+            if state is None:
+                raise ValueError('the checkpoint to resume from was not written by a study run '
+                                 f'(it has no {RECORDER_KEY!r})')
+            self.val_curve = list(state['val_curve'])
+            self.ghm_stats = list(state['ghm_stats'])
+            self.iter_times = list(state['iter_times'])
+            self._seen = dict(state['seen'])
+            self.earlier_wall_s = float(state['wall_s'])
+            self.earlier_peak_rss_mib = float(state['peak_rss_mib'])
+            self.resumed_at = list(state['resumed_at']) + [int(checkpoint['meta']['epoch'])]
+
+        def before_train(self, runner):
+            """Validate the epoch a run resumed at, if it was killed before its validation.
+
+            The checkpoint of an epoch is written before that epoch's
+            validation; RNGStateHook keeps validation from moving the
+            generators, so running it here changes nothing that follows.
+            """
+            loop = runner.train_loop
+            epoch = runner.epoch
+            if not self.resumed_at or runner.val_loop is None or epoch == 0:
+                return
+            due = epoch >= loop.val_begin and (epoch % loop.val_interval == 0
+                                               or epoch == loop.max_epochs)
+            if due and not any(point['epoch'] == epoch for point in self.val_curve):
+                echo(f'[{tag}] validating epoch {epoch}, which the interrupted attempt had not')
+                runner.val_loop.run()
 
         def before_train_epoch(self, runner):
             self._t_last = time.perf_counter()
@@ -113,12 +190,12 @@ def train_one(spec: dict, echo=print) -> dict:
     cfg.randomness = dict(seed=spec['seed'], deterministic=False)
     cfg.work_dir = work_dir
     cfg.launcher = 'none'
+    resumable_run(cfg, spec.get('resume_from'))
     runner = Runner.from_cfg(cfg)
     recorder = make_recorder(osp.join(work_dir, 'progress.json'), spec['tag'], echo)
     runner.register_hook(recorder)
-    start = time.perf_counter()
     runner.train()
-    wall = time.perf_counter() - start
+    wall = recorder.wall_s()
     times = recorder.iter_times[1:] or recorder.iter_times  # skip start-up
     final = recorder.val_curve[-1] if recorder.val_curve else {}
     record = dict(
@@ -136,7 +213,8 @@ def train_one(spec: dict, echo=print) -> dict:
         iters=len(recorder.iter_times),
         s_per_iter=sum(times) / max(len(times), 1),
         train_wall_s=wall,
-        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        resumed_at_epochs=recorder.resumed_at,
+        peak_rss_mib=recorder.peak_rss_mib(),
         concurrent_jobs=spec['jobs'],
         data=spec['data'],
         code=spec['code'],

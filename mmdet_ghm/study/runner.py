@@ -1,11 +1,15 @@
 """Run a grid of variants x seeds, several at a time, resumably.
 
 Each run trains in its own process (:mod:`mmdet_ghm.study.child`) with one
-CPU thread by default. A run whose record exists is never redone; a run that
-was interrupted (an attempt directory without a record) is started again in
-a new attempt directory, so nothing an earlier attempt wrote is overwritten.
-A child that writes no progress for ``stall_timeout`` seconds is killed and
-reported as failed; the other runs go on.
+CPU thread by default. A run whose record exists is never redone. A run that
+was interrupted (an attempt directory without a record) goes on from the
+last checkpoint of its latest attempt with the same spec, in a new attempt
+directory, so nothing an earlier attempt wrote is overwritten; the record
+notes the epochs it resumed at. Right before a run starts, the runner looks
+for its record again and takes the run's lock (:mod:`.run_lock`), so two
+runners on one records folder never train the same run. A child that writes
+no progress for ``stall_timeout`` seconds is killed and reported as failed;
+the other runs go on.
 """
 import datetime
 import json
@@ -21,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from mmdet_ghm.datasets.build_dir import file_sha256
 
 from .records import code_state, read_record, record_path
+from .run_lock import RunLock, try_lock
 from .variants import Variant
 
 DATA_DIR = 'data'
@@ -46,6 +51,7 @@ class Run:
     done: bool = False
     proc: Optional[subprocess.Popen] = None
     attempt_dir: Optional[str] = None
+    lock: Optional[RunLock] = None
     started: float = 0.0
     result: Optional[dict] = field(default=None, repr=False)
 
@@ -180,6 +186,36 @@ def new_attempt_dir(parent: str) -> str:
     raise StudyError(f'could not create a new attempt directory in {parent!r}')
 
 
+#: Spec entries that must be equal for an attempt to go on from another's checkpoint.
+SAME_RUN_KEYS = ('variant', 'seed', 'config_rel', 'overrides', 'epochs')
+
+
+def resume_checkpoint(parent: str, spec: dict) -> Optional[str]:
+    """The last checkpoint of the latest earlier attempt in ``parent`` with ``spec``'s run.
+
+    An attempt qualifies when its ``spec.json`` agrees with ``spec`` on
+    :data:`SAME_RUN_KEYS` and MMEngine's ``last_checkpoint`` names a file
+    that exists. None when no attempt qualifies.
+    """
+    if not osp.isdir(parent):
+        return None
+    for name in sorted(os.listdir(parent), reverse=True):
+        attempt = osp.join(parent, name)
+        try:
+            with open(osp.join(attempt, 'spec.json')) as f:
+                earlier = json.load(f)
+            with open(osp.join(attempt, 'last_checkpoint')) as f:
+                checkpoint = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if not osp.isabs(checkpoint):
+            checkpoint = osp.join(attempt, osp.basename(checkpoint))
+        same = all(earlier.get(key) == spec.get(key) for key in SAME_RUN_KEYS)
+        if same and osp.isfile(checkpoint):
+            return osp.abspath(checkpoint)
+    return None
+
+
 def child_command(spec_path: str) -> List[str]:
     """The command that trains one run."""
     return [sys.executable, '-m', 'mmdet_ghm.study.child', spec_path]
@@ -224,40 +260,72 @@ class GridOptions:
     jobs: int = 2
     threads: int = 1
     quick: bool = False
+    #: train every run this many epochs (default: the variant's; 1 with ``quick``)
+    epochs: Optional[int] = None
     data_dir: Optional[str] = None
     stall_timeout: float = 900.0
     status_every: float = 60.0
     command: Callable[[str], List[str]] = child_command
 
 
+def _claim(run: Run, echo) -> bool:
+    """Take ``run``'s lock unless it has a record or another runner has it."""
+    if osp.isfile(run.record):
+        run.done = True
+        echo(f'[{run.tag}] recorded meanwhile (by another runner): skipped')
+        return False
+    held = try_lock(run.record, echo)
+    if not isinstance(held, RunLock):
+        who = held.describe() if held is not None else 'another runner'
+        echo(f'[{run.tag}] being trained by {who}: skipped')
+        return False
+    if osp.isfile(run.record):  # finished between our look and the lock
+        held.release()
+        run.done = True
+        echo(f'[{run.tag}] recorded meanwhile (by another runner): skipped')
+        return False
+    run.lock = held
+    return True
+
+
 def _start(run: Run, options: GridOptions, data: Dict, code: Dict, env: Dict, echo) -> None:
     set_id, root, params = data_settings(run.variant, options.quick, options.data_dir)
     parent = osp.join(options.work_dir, run.variant.name, f'seed{run.seed}')
-    if osp.isdir(parent) and os.listdir(parent):
-        echo(f'[{run.tag}] restarting: an earlier attempt in {parent} left no record')
-    run.attempt_dir = new_attempt_dir(parent)
-    epochs = 1 if options.quick else run.variant.epochs
+    epochs = options.epochs or (1 if options.quick else run.variant.epochs)
     overrides = run_overrides(run.variant.dataset, root, params, options.quick)
     overrides.update(run.variant.overrides)
     spec = dict(
         tag=run.tag, variant=run.variant.describe(), seed=run.seed,
         config=osp.join(options.root, run.variant.config), config_rel=run.variant.config,
         overrides=overrides, record_overrides=portable(overrides, root, set_id),
-        epochs=epochs, work_dir=run.attempt_dir,
-        record_path=osp.abspath(run.record), threads=options.threads, jobs=options.jobs,
-        data=data[root], code=code)
+        epochs=epochs, record_path=osp.abspath(run.record), threads=options.threads,
+        jobs=options.jobs, data=data[root], code=code)
+    spec['resume_from'] = resume_checkpoint(parent, spec)
+    if spec['resume_from']:
+        echo(f'[{run.tag}] resuming from {spec["resume_from"]}')
+    elif osp.isdir(parent) and os.listdir(parent):
+        echo(f'[{run.tag}] restarting: an earlier attempt in {parent} left no record '
+             'and no checkpoint of this run')
+    run.attempt_dir = spec['work_dir'] = new_attempt_dir(parent)
     spec_path = osp.join(run.attempt_dir, 'spec.json')
     with open(spec_path, 'w') as f:
         json.dump(spec, f, indent=1)
     echo(f'[{run.tag}] start ({run.variant.label}); log: {run.attempt_dir}/train.log')
     run.started = time.time()
     run.proc = subprocess.Popen(options.command(spec_path), env=env, cwd=options.root,
-                                start_new_session=True)
+                                start_new_session=True, pass_fds=(run.lock.fd,))
+
+
+def _release(run: Run) -> None:
+    if run.lock is not None:
+        run.lock.release()
+        run.lock = None
 
 
 def _finish(run: Run, failed: List[Run], echo) -> None:
     code = run.proc.returncode
     run.proc = None
+    _release(run)
     if code == 0 and osp.isfile(run.record):
         run.done = True
         run.result = read_record(run.record)
@@ -318,8 +386,9 @@ def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]
         while queue or running:
             while queue and len(running) < options.jobs:
                 run = queue.pop(0)
-                _start(run, options, data, code, env, echo)
-                running.append(run)
+                if _claim(run, echo):
+                    _start(run, options, data, code, env, echo)
+                    running.append(run)
             time.sleep(0.5)
             now = time.time()
             for run in list(running):
@@ -335,4 +404,5 @@ def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]
     finally:
         for run in running:  # interrupted: leave no orphan behind
             kill(run.proc)
+            _release(run)
     return failed
