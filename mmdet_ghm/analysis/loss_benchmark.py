@@ -6,8 +6,9 @@ integer labels (80 = background), the loss called once per level; box deltas
 ``(N, 4)`` with weights on the positives. Variants of one group run forward +
 backward on the same tensors, interleaved inside each round; a group's first
 variant is its baseline. The figures of a run form a *record* (JSON, under
-``docs/results/benchmarks/``), from which the README's tables are generated
-(:func:`update_readme`), so the README says what a committed run measured.
+``docs/results/benchmarks/``), from which the tables of ``docs/benchmark.md``
+are generated (:func:`update_benchmark_blocks`), so the page says what a
+committed run measured.
 
 The baselines are the plain PyTorch losses a head could call instead:
 ``F.binary_cross_entropy_with_logits`` on a float one-hot target built
@@ -266,7 +267,7 @@ def load_record(records_dir: str, name: str) -> Dict:
     """The record ``records_dir/name.json``."""
     path = osp.join(records_dir, f'{name}.json')
     if not osp.exists(path):
-        raise FileNotFoundError(f'no benchmark record {path} (README names {name!r})')
+        raise FileNotFoundError(f'no benchmark record {path} (a benchmark block names {name!r})')
     with open(path) as f:
         return json.load(f)
 
@@ -325,8 +326,8 @@ BLOCK = re.compile(r'(<!-- benchmark:(?P<spec>[\w.,-]+):begin -->)(?P<body>.*?)'
                    r'(<!-- benchmark:(?P=spec):end -->)', re.S)
 
 
-def update_readme(text: str, records_dir: str) -> str:
-    """``text`` with every ``<!-- benchmark:SPEC:begin/end -->`` block regenerated.
+def update_benchmark_blocks(text: str, records_dir: str) -> str:
+    """``text`` (a Markdown page) with every ``<!-- benchmark:SPEC:begin/end -->`` block regenerated.
 
     ``SPEC`` is a record name (its tables, :func:`render_record`) or
     ``BEFORE,...,AFTER`` (the change over two or more records, :func:`render_change`).

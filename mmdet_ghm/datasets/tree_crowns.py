@@ -1,41 +1,11 @@
 """Real-image tree-crown detection set in COCO format, from DeepForest's sample data.
 
-Source: the ``deepforest`` 2.1.0 wheel (MIT licence, (c) 2019 Ben Weinstein)
-ships NEON airborne RGB orthophoto crops with crown boxes annotated by the
-DeepForest authors (Weinstein et al.) under ``deepforest/data/``. Only the
-wheel is downloaded (``pip download --no-deps``), never installed; it is
-cached, checked against :data:`WHEEL_SHA256`, and the two used members of
-each image are read straight from the zip:
-
-* ``2019_YELL_2_528000_4978000_image_crop2`` (2299 x 2472 px, 574 crowns);
-* ``2019_YELL_2_541000_4977000_image_crop`` (1249 x 1035 px, 279 crowns);
-
-each a ``.png`` with a Pascal VOC ``.xml`` of boxes named ``Tree``. The
-wheel's other sample images (``OSBS_029``, ``SOAP_061``: other sites,
-400 x 400 px) are not used. One class: ``tree``.
-
-VOC pixel boxes are read as continuous coordinates: ``xmin`` ... ``xmax``
-cover the columns ``[xmin, xmax)`` and give the COCO box
-``[xmin, ymin, xmax - xmin, ymax - ymin]`` (the files' boxes reach
-``xmax == width``).
-
-Split, per image (no crown has pixels in both train and val): the line
-``s`` in ``[0.65 W, 0.75 W]`` that the fewest boxes cross (``xmin < s <
-xmax``; ties: closest to ``round(0.7 W)``, then the smaller ``s``). With
-``C`` the boxes crossing ``s``, train is the columns ``[0, t)``, ``t =
-min xmin over C``, and val the columns ``[v, W)``, ``v = max xmax over C``
-(``t = v = s`` when ``C`` is empty); the strip ``[t, v)`` is in neither.
-:func:`crowns_in_both_splits` checks the property.
-
-Train is cut into ``tile_size`` tiles at ``tile_stride`` (the last row and
-column shifted back to end at the region's border); val is one image per
-source, its whole val region. A box cut by a window (a tile, ``t`` or
-``v``) is clipped to it: a normal annotation when at least half of its area
-is visible, else ``iscrowd=1``: COCO evaluation ignores detections on it, so
-no crown part counts as a false positive; in training it is no target (an
-assigner with ``ignore_iof_thr > 0`` also ignores the anchors on it).
-Clipped boxes narrower or lower than 2 px are dropped. Tiles without boxes
-are kept (real background).
+Two NEON aerial RGB crops of conifer forest with every crown boxed, read
+from the pinned ``deepforest`` wheel (:mod:`.tree_crowns_source`), split so
+that no crown has pixels in both train and val, the train part cut into
+tiles and the boxes clipped to them (:mod:`.tree_crowns_geometry`). This
+module writes the set and checks an existing one. Tiles without boxes are
+kept (real background).
 
 Layout written under ``data_root`` (as MMDetection's ``data/coco``)::
 
@@ -55,52 +25,28 @@ several processes start at once) and the pure functions it is made of.
 import hashlib
 import io
 import json
-import math
 import os
 import os.path as osp
-import shutil
-import subprocess
-import sys
-import tempfile
-import xml.etree.ElementTree as ET
 import zipfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
 from .build_dir import build_atomically, dataset_lock, file_sha256
+from .tree_crowns_geometry import (MIN_SIDE, MIN_VISIBLE, SEARCH_WINDOW, SPLIT_AT,
+                                   choose_split, clip_boxes, crowns_in_both_splits,
+                                   split_windows, tile_origins, tile_windows)
+from .tree_crowns_source import (CLASSES, DEEPFOREST_VERSION, MEMBER_DIR, SOURCES,
+                                 WHEEL_NAME, WHEEL_SHA256, fetch_wheel, parse_voc,
+                                 verify_wheel)
 
-#: Class names, in category-id order (ids start at 1).
-CLASSES = ('tree', )
 #: Visualisation colour.
 PALETTE = [(0, 160, 60)]
 #: Bumped whenever the output changes, so stale data sets are detected.
 FORMAT_VERSION = 1
 META_FILE = 'tree_crowns_meta.json'
 SPLITS = ('train', 'val')
-
-DEEPFOREST_VERSION = '2.1.0'
-WHEEL_NAME = f'deepforest-{DEEPFOREST_VERSION}-py3-none-any.whl'
-#: sha256 of :data:`WHEEL_NAME` as PyPI serves it.
-WHEEL_SHA256 = \
-    '8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54'
-#: Folder of the sample data inside the wheel.
-MEMBER_DIR = 'deepforest/data/'
-#: The used images (``<stem>.png`` + ``<stem>.xml`` in :data:`MEMBER_DIR`).
-SOURCES = ('2019_YELL_2_528000_4978000_image_crop2',
-           '2019_YELL_2_541000_4977000_image_crop')
-
-#: Nominal split line, as a fraction of the image width.
-SPLIT_AT = 0.7
-#: Where the split line is searched, as fractions of the width.
-SEARCH_WINDOW = (0.65, 0.75)
-#: A clipped box with less of its area visible becomes ``iscrowd=1``.
-MIN_VISIBLE = 0.5
-#: Clipped boxes narrower or lower than this (pixels) are dropped.
-MIN_SIDE = 2
-
-Box = Tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 
 
 def _check_int(name, value, low, high=None):
@@ -126,157 +72,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# --------------------------------------------------------------------------
-# Pure functions: boxes, split, windows, COCO records
-# --------------------------------------------------------------------------
-
-
-def parse_voc(xml: bytes) -> Tuple[int, int, np.ndarray]:
-    """Read a Pascal VOC annotation of tree crowns.
-
-    Args:
-        xml: The ``.xml`` file's bytes.
-
-    Returns:
-        tuple: ``(width, height, boxes)``, ``boxes`` an int64 array of shape
-        (N, 4) of ``x0, y0, x1, y1`` in file order.
-
-    Raises:
-        ValueError: An object is not named ``Tree`` (any case), or a box is
-            empty or reaches outside the image.
-    """
-    root = ET.fromstring(xml)
-    width = int(root.findtext('size/width'))
-    height = int(root.findtext('size/height'))
-    boxes = []
-    for i, obj in enumerate(root.iter('object')):
-        name = obj.findtext('name')
-        if name is None or name.strip().lower() not in CLASSES:
-            raise ValueError(f'object {i} is named {name!r}; only '
-                             f'{CLASSES} are known')
-        box = [int(obj.findtext(f'bndbox/{k}'))
-               for k in ('xmin', 'ymin', 'xmax', 'ymax')]
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise ValueError(f'object {i} has box {box}, empty or outside '
-                             f'the {width} x {height} image')
-        boxes.append(box)
-    return width, height, np.asarray(boxes, np.int64).reshape(-1, 4)
-
-
-def choose_split(boxes: np.ndarray, width: int, split_at: float = SPLIT_AT,
-                 window: Sequence[float] = SEARCH_WINDOW
-                 ) -> Tuple[int, int, int]:
-    """Choose the split line ``s`` and the region borders ``t`` and ``v``.
-
-    ``s`` is the integer in ``[window[0] * width, window[1] * width]`` that
-    the fewest boxes cross (``x0 < s < x1``); ties go to the one closest to
-    ``round(split_at * width)`` (halves rounded up), then to the smaller.
-
-    Args:
-        boxes: (N, 4) ``x0, y0, x1, y1``.
-        width: Image width in pixels.
-        split_at: Nominal split, a fraction of ``width``.
-        window: Search window, fractions of ``width``.
-
-    Returns:
-        tuple: ``(s, t, v)``: train is the columns ``[0, t)``, val ``[v,
-        width)``; ``t`` is the smallest ``x0`` and ``v`` the largest ``x1`` of
-        the boxes crossing ``s`` (both ``s`` when none does).
-
-    Raises:
-        ValueError: The search window holds no integer line inside the image.
-    """
-    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
-    # rounded first: 0.65 * 300 is 195.00000000000003 in floats
-    nominal = int(math.floor(round(split_at * width, 9) + 0.5))
-    lo = max(1, int(math.ceil(round(window[0] * width, 9))))
-    hi = min(width - 1, int(math.floor(round(window[1] * width, 9))))
-    if lo > hi:
-        raise ValueError(f'no split line in {list(window)} of width {width}')
-    lines = np.arange(lo, hi + 1)
-    crossing = ((boxes[None, :, 0] < lines[:, None]) &
-                (lines[:, None] < boxes[None, :, 2]))
-    counts = crossing.sum(1)
-    s = min(zip(counts.tolist(), np.abs(lines - nominal).tolist(),
-                lines.tolist()))[2]
-    crossed = boxes[crossing[s - lo]]
-    if len(crossed) == 0:
-        return s, s, s
-    return s, int(crossed[:, 0].min()), int(crossed[:, 2].max())
-
-
-def crowns_in_both_splits(boxes: np.ndarray, t: int, v: int) -> List[int]:
-    """Indices of the boxes with pixels in train ``[0, t)`` and val ``[v, W)``.
-
-    The split of :func:`choose_split` gives an empty list; anything else is a
-    crown whose pixels would be seen in training and scored in validation.
-    """
-    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
-    return np.flatnonzero((boxes[:, 0] < t) & (boxes[:, 2] > v)).tolist()
-
-
-def tile_origins(length: int, tile_size: int, stride: int) -> List[int]:
-    """Start offsets of the tiles along one side of a region.
-
-    Tiles start every ``stride`` pixels; the last one is shifted back to end
-    at ``length``, so every tile is ``tile_size`` long and inside the region.
-    A region shorter than a tile gives the one tile ``[0, length)``.
-    """
-    if length <= tile_size:
-        return [0]
-    return list(range(0, length - tile_size, stride)) + [length - tile_size]
-
-
-def tile_windows(region: Box, tile_size: int, stride: int) -> List[Box]:
-    """The tiles of ``region`` (``x0, y0, x1, y1``), row by row."""
-    x0, y0, x1, y1 = region
-    w, h = min(tile_size, x1 - x0), min(tile_size, y1 - y0)
-    return [(x0 + dx, y0 + dy, x0 + dx + w, y0 + dy + h)
-            for dy in tile_origins(y1 - y0, tile_size, stride)
-            for dx in tile_origins(x1 - x0, tile_size, stride)]
-
-
-def split_windows(width: int, height: int, t: int, v: int, tile_size: int,
-                  stride: int) -> Dict[str, List[Box]]:
-    """The image windows of each split: train tiles, the whole val region."""
-    if not 0 < t <= v < width:
-        raise ValueError(f'split t={t}, v={v} leaves no train or val region '
-                         f'in width {width}')
-    return dict(train=tile_windows((0, 0, t, height), tile_size, stride),
-                val=[(v, 0, width, height)])
-
-
-def clip_boxes(boxes: np.ndarray, window: Box,
-               min_visible: float = MIN_VISIBLE,
-               min_side: int = MIN_SIDE) -> List[Tuple[int, Box, int]]:
-    """Clip boxes to a window.
-
-    Args:
-        boxes: (N, 4) ``x0, y0, x1, y1`` in source pixels.
-        window: ``x0, y0, x1, y1`` of the window in source pixels.
-        min_visible: A box with a smaller visible fraction of its area is
-            kept as ``iscrowd=1``.
-        min_side: A clipped box narrower or lower than this is dropped.
-
-    Returns:
-        list: ``(index, box, iscrowd)`` of each kept box in ``boxes`` order,
-        ``box`` in window coordinates. Boxes that share no area with the
-        window are left out.
-    """
-    wx0, wy0, wx1, wy1 = window
-    out = []
-    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes).tolist()):
-        cx0, cy0 = max(x0, wx0), max(y0, wy0)
-        cx1, cy1 = min(x1, wx1), min(y1, wy1)
-        if cx1 - cx0 < min_side or cy1 - cy0 < min_side:
-            continue
-        visible = (cx1 - cx0) * (cy1 - cy0) / ((x1 - x0) * (y1 - y0))
-        out.append((i, (cx0 - wx0, cy0 - wy0, cx1 - wx0, cy1 - wy0),
-                    int(visible < min_visible)))
-    return out
-
-
 def coco_dict(split: str, images: List[dict], annotations: List[dict]) -> dict:
     """A COCO annotation file's contents for ``split``."""
     return dict(
@@ -288,51 +83,6 @@ def coco_dict(split: str, images: List[dict], annotations: List[dict]) -> dict:
         annotations=annotations,
         categories=[dict(id=i + 1, name=c, supercategory='plant')
                     for i, c in enumerate(CLASSES)])
-
-
-# --------------------------------------------------------------------------
-# The wheel
-# --------------------------------------------------------------------------
-
-
-def verify_wheel(path: str, sha256: Optional[str] = None) -> str:
-    """Raise ``ValueError`` naming both hashes unless ``path`` has ``sha256``.
-
-    ``sha256`` defaults to :data:`WHEEL_SHA256`. Returns ``path``.
-    """
-    want = WHEEL_SHA256 if sha256 is None else sha256
-    got = file_sha256(path)
-    if got != want:
-        raise ValueError(f'{path!r} has sha256 {got}, expected {want}; not '
-                         'the DeepForest wheel this set is made from')
-    return path
-
-
-def fetch_wheel(cache_dir: str, sha256: Optional[str] = None) -> str:
-    """Path of the verified DeepForest wheel in ``cache_dir``; download it once.
-
-    The download is ``pip download --no-deps deepforest==2.1.0`` into a
-    temporary folder of ``cache_dir``, verified, then renamed into place.
-    """
-    path = osp.join(cache_dir, WHEEL_NAME)
-    if not osp.isfile(path):
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix='.deepforest-download-', dir=cache_dir)
-        try:
-            subprocess.run([
-                sys.executable, '-m', 'pip', 'download', '--no-deps',
-                '--only-binary=:all:', f'deepforest=={DEEPFOREST_VERSION}',
-                '-d', tmp
-            ], check=True)
-            got = osp.join(tmp, WHEEL_NAME)
-            if not osp.isfile(got):
-                raise FileNotFoundError(
-                    f'pip download gave {sorted(os.listdir(tmp))}, not '
-                    f'{WHEEL_NAME}')
-            os.replace(verify_wheel(got, sha256), path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return verify_wheel(path, sha256)
 
 
 # --------------------------------------------------------------------------

@@ -4,10 +4,13 @@
 object, one entry per variant, each with ``runs`` (items carry at least
 ``seed`` and the final ``bbox_mAP``) and the aggregate ``mean`` / ``std`` of
 ``bbox_mAP`` (sample standard deviation over seeds, ``null`` for one seed).
-The README's result tables are generated from it (:func:`update_readme`),
-never typed by hand.
+The result tables of the README and of ``docs/study.md`` are generated from
+it (:func:`update_study_blocks`), never typed by hand; their links to the
+records are relative to the page they are on (``results``: the path from
+that page to ``docs/results``).
 """
 import math
+import posixpath
 import re
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -15,7 +18,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 from .variants import VARIANTS
 
 STUDY_SCHEMA = 1
-#: Panels of the plot and blocks of the README, in order.
+#: Panels of the plot and table blocks of the pages, in order.
 GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'shapes-sgd',
           'crowns-adamw', 'crowns-sgd', 'caps', 'recipe-check', 'crowns-tuning',
           'crowns-longer')
@@ -109,11 +112,17 @@ def _at_epoch(variant: Dict, epoch: int) -> Optional[Dict]:
     return next((p for p in variant['curve'] if p['epoch'] == epoch), None)
 
 
-def render_table(study: Dict, group: str) -> str:
+def runs_link(results: str, name: str) -> str:
+    """Link to a variant's records folder from a page ``results`` away from ``docs/results``."""
+    return posixpath.normpath(posixpath.join(results, 'runs', name)) + '/'
+
+
+def render_table(study: Dict, group: str, results: str = 'docs/results') -> str:
     """Markdown table of one group of variants (mean ± std over seeds).
 
     Columns: final mAP and AP50, and the mAP at epochs 10 and 20 (and 30 when
-    the group trains longer), which show the speed of convergence.
+    the group trains longer), which show the speed of convergence; each row
+    links its records (:func:`runs_link`).
     """
     names = [n for n, v in study['variants'].items() if v['group'] == group]
     if not names:
@@ -127,7 +136,7 @@ def render_table(study: Dict, group: str) -> str:
         v = study['variants'][name]
         at = ' | '.join(_fmt(_at_epoch(v, e)) for e in marks)
         lines.append(f'| `{name}`: {v["label"]} | {v["n"]} | {_fmt(v)} '
-                     f'| {_fmt(v["AP50"])} | {at} | [runs](docs/results/runs/{name}/) |')
+                     f'| {_fmt(v["AP50"])} | {at} | [runs]({runs_link(results, name)}) |')
     return '\n'.join(lines)
 
 
@@ -161,10 +170,12 @@ def grid_name(dataset: str, recipe: str, key: str) -> str:
             + ('' if recipe == 'adamw' else f'{recipe}-') + key)
 
 
-def render_grid_table(study: Dict, metric: str = 'bbox_mAP') -> str:
+def render_grid_table(study: Dict, metric: str = 'bbox_mAP',
+                      results: str = 'docs/results') -> str:
     """Markdown table: loss settings x (data set, recipe), mean ± std (seeds) of ``metric``.
 
-    ``metric`` is ``bbox_mAP`` or ``AP50``; a cell links the variant's records.
+    ``metric`` is ``bbox_mAP`` or ``AP50``; a cell links the variant's records
+    (:func:`runs_link`).
     The best mean of each column is in bold.
     """
     def stat(name):
@@ -192,7 +203,7 @@ def render_grid_table(study: Dict, metric: str = 'bbox_mAP') -> str:
             text = f'{_fmt(st)} (n={st["n"]})'
             if st['mean'] == best[dataset, recipe]:
                 text = f'**{text}**'
-            cells.append(f'[{text}](docs/results/runs/{name}/)')
+            cells.append(f'[{text}]({runs_link(results, name)})')
         lines.append(f'| {title} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -201,12 +212,14 @@ BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->)(?P<body>.*?)'
                    r'(<!-- study:(?P=group):end -->)', re.S)
 
 
-def update_readme(text: str, study: Dict) -> str:
-    """``text`` with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
+def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -> str:
+    """``text`` (a Markdown page) with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
     (:func:`render_stats_table`), ``grid`` or ``grid-ap50`` (:func:`render_grid_table`)
     or ``signature`` / ``signature-detail`` (:mod:`~mmdet_ghm.study.diagnosis`).
+    ``results`` is the path from the page to ``docs/results``: ``docs/results``
+    for the README, ``results`` for ``docs/study.md``.
     """
     def render(group):
         if group == 'ghm-stats':
@@ -217,8 +230,9 @@ def update_readme(text: str, study: Dict) -> str:
                            else render_signature_table)
             return render_rows(study.get('signature') or [])
         if group.startswith('grid'):
-            return render_grid_table(study, 'AP50' if group == 'grid-ap50' else 'bbox_mAP')
-        return render_table(study, group)
+            return render_grid_table(study, 'AP50' if group == 'grid-ap50' else 'bbox_mAP',
+                                     results)
+        return render_table(study, group, results)
 
     return BLOCK.sub(lambda m: f'{m.group(1)}\n{render(m.group("group"))}\n{m.group(4)}', text)
 

@@ -5,7 +5,7 @@ module relates two of them late in training (:func:`late_mean`): GHM-C's
 weight share of the regions with ``g >= 0.5`` and the fraction of its
 elements in the easiest region, to how far the run ended below the Focal Loss
 run of the same setting (same head, data set, recipe, outlier rate and
-length: :func:`baseline_key`). The README's signature tables
+length: :func:`baseline_key`). The signature tables of ``docs/study.md``
 (:func:`render_signature_table`, :func:`render_signature_detail`) are
 generated from it, and the thresholds
 :class:`~mmdet_ghm.engine.hooks.GHMStatsHook` warns at are the ones these

@@ -14,7 +14,7 @@ from typing import Dict, List
 
 RECIPES = ('adamw', 'sgd')
 #: Epochs of each recipe in the study (the 1x schedule stretched to converge
-#: from scratch: see the README's recipe check).
+#: from scratch: see the recipe check in docs/study.md).
 DEFAULT_EPOCHS = dict(adamw=30, sgd=120)
 
 

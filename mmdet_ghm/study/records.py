@@ -13,6 +13,8 @@ import platform
 import subprocess
 from typing import Dict, List, Optional
 
+from .data_sets import build_data_set, describe_data, portable
+
 #: Bumped when a record's layout changes incompatibly. 2: no absolute paths
 #: (data sets by id and annotation hashes; see :func:`migrate_record`).
 RECORD_SCHEMA = 2
@@ -123,7 +125,8 @@ def migrate_record(record: dict, data_dir: str) -> dict:
 
     Schema 1 kept the machine's paths: ``data.data_root`` (absolute, also in
     the data-location overrides) and ``env.mmdet_ghm_path``. The set is now
-    named by its id (the root's last component, as the runner names sets) and
+    named by its id (the root's last component, as
+    :func:`~mmdet_ghm.study.data_sets.data_settings` names sets) and
     the SHA-256 of its annotation files, read from ``<data_dir>/<id>/`` (built
     there from the recorded generator parameters if missing) after checking
     that the set has the recorded stats; the overrides say
@@ -133,7 +136,6 @@ def migrate_record(record: dict, data_dir: str) -> dict:
     Raises:
         ValueError: the set in ``data_dir`` has other parameters or stats.
     """
-    from .runner import build_data_set, describe_data, portable
     if record.get('schema', 1) >= 2:
         return record
     record = json.loads(json.dumps(record))

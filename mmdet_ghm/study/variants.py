@@ -22,7 +22,7 @@ DATASETS = ('shapes', 'crowns')
 EPOCHS = dict(shapes=DEFAULT_EPOCHS, crowns=dict(adamw=60, sgd=120))
 # (the SGD step recipe needs 120 epochs on the synthetic set and on the crowns,
 # where FL reached 0.016 mAP at 60 epochs, 0.033 at 120 and 0.038 at 240:
-# README, recipe check)
+# docs/study.md, recipe check)
 #: Training iterations per epoch at batch 16: 800 synthetic images; 134 tiles.
 ITERS_PER_EPOCH = dict(shapes=50, crowns=9)
 

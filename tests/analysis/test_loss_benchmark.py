@@ -1,4 +1,4 @@
-"""The loss benchmark: inputs, records, the README tables generated from them, the CI guard."""
+"""The loss benchmark: inputs, records, the docs/benchmark.md tables generated from them, the CI guard."""
 import copy
 import importlib.util
 import json
@@ -100,27 +100,27 @@ def test_render_record_and_change():
     assert '| GHMCLoss (× BCE) | 1.80 | — | 0.90 |' in three
 
 
-def test_update_readme_regenerates_blocks(tmp_path):
+def test_update_benchmark_blocks_regenerates_blocks(tmp_path):
     for name, ratio in (('old', 1.8), ('new', 0.9)):
         (tmp_path / f'{name}.json').write_text(json.dumps(fake_record(ratio)))
     text = ('a\n<!-- benchmark:new:begin -->\nstale\n<!-- benchmark:new:end -->\n'
             '<!-- benchmark:old,new:begin --><!-- benchmark:old,new:end -->\n')
-    out = lb.update_readme(text, str(tmp_path))
+    out = lb.update_benchmark_blocks(text, str(tmp_path))
     assert 'stale' not in out and '| GHMCLoss | 90 | 0.90 |' in out
     assert '| GHMCLoss (× BCE) | 1.80 | 0.90 |' in out
-    assert lb.update_readme(out, str(tmp_path)) == out
+    assert lb.update_benchmark_blocks(out, str(tmp_path)) == out
     with pytest.raises(FileNotFoundError, match='missing'):
-        lb.update_readme('<!-- benchmark:missing:begin --><!-- benchmark:missing:end -->',
-                         str(tmp_path))
+        lb.update_benchmark_blocks(
+            '<!-- benchmark:missing:begin --><!-- benchmark:missing:end -->', str(tmp_path))
 
 
-def test_readme_benchmark_tables_are_generated_from_the_committed_records():
-    readme = (REPO / 'README.md').read_text()
-    blocks = lb.BLOCK.findall(readme)
-    assert blocks, 'README has no generated benchmark block'
-    assert lb.update_readme(readme, str(RECORDS)) == readme, \
-        'README benchmark tables differ from docs/results/benchmarks: run ' \
-        'python tools/analysis_tools/benchmark_losses.py --update-readme'
+def test_benchmark_page_tables_are_generated_from_the_committed_records():
+    page = (REPO / 'docs' / 'benchmark.md').read_text()
+    blocks = lb.BLOCK.findall(page)
+    assert blocks, 'docs/benchmark.md has no generated benchmark block'
+    assert lb.update_benchmark_blocks(page, str(RECORDS)) == page, \
+        'docs/benchmark.md tables differ from docs/results/benchmarks: run ' \
+        'python tools/analysis_tools/benchmark_losses.py --update-docs'
 
 
 def test_committed_records_are_complete():

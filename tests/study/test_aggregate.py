@@ -1,4 +1,4 @@
-"""Tests of the study's aggregation: mean ± std, curves, tables, README blocks."""
+"""Tests of the study's aggregation: mean ± std, curves, tables, the pages' generated blocks."""
 import json
 import math
 import os.path as osp
@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 
 from mmdet_ghm.study.aggregate import (aggregate, mean_std, render_table, text_table,
-                                       update_readme)
+                                       update_study_blocks)
 from mmdet_ghm.study.records import load_records, record_path, write_json_atomic
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -53,7 +53,7 @@ def test_aggregate_gives_means_curves_and_runs():
     json.dumps(study)  # JSON-ready
 
 
-def test_tables_and_readme_blocks():
+def test_tables_and_page_blocks():
     study = aggregate([make_record('fl', s, [(10, 0.3), (20, 0.4), (30, 0.5 + s / 10)])
                        for s in (0, 1)] + [make_record('fl-noise0', 0, [(30, 0.66)])])
     table = render_table(study, 'main')
@@ -70,11 +70,14 @@ def test_tables_and_readme_blocks():
         in table_60
     text = ('intro\n<!-- study:main:begin -->\nold table\n<!-- study:main:end -->\nmiddle\n'
             '<!-- study:noise:begin -->\n\n<!-- study:noise:end -->\nend\n')
-    updated = update_readme(text, study)
+    updated = update_study_blocks(text, study)
     assert 'old table' not in updated
     assert updated.startswith('intro\n<!-- study:main:begin -->\n| variant |')
     assert '\nmiddle\n' in updated and updated.endswith('<!-- study:noise:end -->\nend\n')
-    assert update_readme(updated, study) == updated  # idempotent
+    assert update_study_blocks(updated, study) == updated  # idempotent
+    # links to the records are relative to the page
+    assert '[runs](results/runs/fl/)' in update_study_blocks(text, study, 'results')
+    assert '[runs](runs/fl/)' in render_table(study, 'main', '.')
     assert '0.550 ± 0.071' in text_table(study)
 
 
@@ -90,9 +93,13 @@ def test_records_round_trip(tmp_path):
         load_records(str(tmp_path))
 
 
-def test_committed_study_matches_its_records_and_the_readme():
+#: The pages with generated study blocks, and the block each must hold.
+PAGES = {'README.md': '<!-- study:grid:begin -->', 'docs/study.md': '<!-- study:main:begin -->'}
+
+
+def test_committed_study_matches_its_records_and_the_pages():
     """docs/results/study.json is the aggregate of the committed records, and the
-    README's study tables are generated from it."""
+    study tables of the README and docs/study.md are generated from it."""
     study_path = osp.join(REPO, 'docs', 'results', 'study.json')
     with open(study_path) as f:
         study = json.load(f)
@@ -100,11 +107,13 @@ def test_committed_study_matches_its_records_and_the_readme():
     assert records, 'no committed records'
     assert json.loads(json.dumps(aggregate(records))) == study, \
         'study.json is stale: run python3 tools/study.py --aggregate'
-    with open(osp.join(REPO, 'README.md')) as f:
-        readme = f.read()
-    assert '<!-- study:main:begin -->' in readme
-    assert update_readme(readme, study) == readme, \
-        'README study tables are stale: run python3 tools/study.py --aggregate'
+    for page, marker in PAGES.items():
+        with open(osp.join(REPO, page)) as f:
+            text = f.read()
+        assert marker in text, f'{page} has lost its generated block {marker}'
+        results = osp.relpath(osp.join(REPO, 'docs', 'results'), osp.dirname(osp.join(REPO, page)))
+        assert update_study_blocks(text, study, results) == text, \
+            f'{page} study tables are stale: run python3 tools/study.py --aggregate'
     for name, variant in study['variants'].items():
         assert variant['n'] == len(variant['runs'])
         assert all(not math.isnan(r['bbox_mAP']) for r in variant['runs'])
@@ -120,6 +129,6 @@ def test_stats_table_shows_first_and_last_epoch_means():
         make_record('ghm-cap', 0, [(30, 0.6)], stats=stats((12, 29), (0.2, 0.1), (100, 100))),
         make_record('ghm-cap', 1, [(30, 0.7)], stats=stats((14, 30), (0.1, 0.05), (90, 100))),
         make_record('fl', 0, [(30, 0.7)])])
-    table = update_readme('<!-- study:ghm-stats:begin -->\n<!-- study:ghm-stats:end -->', study)
+    table = update_study_blocks('<!-- study:ghm-stats:begin -->\n<!-- study:ghm-stats:end -->', study)
     assert '| `ghm-cap` | 13.0 → 29.5 | 0.150 → 0.075 | 95 → 100 |' in table
     assert '`fl`' not in table  # no GHM loss, no statistics

@@ -7,7 +7,7 @@ import pytest
 
 from mmdet_ghm.datasets.synthetic_shapes import ensure_synthetic_shapes
 from mmdet_ghm.study.records import RECORD_SCHEMA, migrate_record
-from mmdet_ghm.study.runner import run_overrides
+from mmdet_ghm.study.data_sets import run_overrides
 
 PARAMS = dict(seed=0, num_train=6, num_val=2)
 

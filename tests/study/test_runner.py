@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from mmdet_ghm.study.records import record_path, write_json_atomic
-from mmdet_ghm.study.runner import (GridOptions, StudyError, data_settings, plan, portable,
-                                    prepare_data, run_grid, run_overrides, status_line)
+from mmdet_ghm.study.data_sets import data_settings, portable, run_overrides
+from mmdet_ghm.study.runner import (GridOptions, StudyError, plan, prepare_data, run_grid,
+                                    status_line)
 from mmdet_ghm.study.variants import VARIANTS, get_variant
 
 # A stand-in for mmdet_ghm.study.child: behaves as told by the variant name.

@@ -11,8 +11,8 @@ apart. See :mod:`mmdet_ghm.analysis.loss_benchmark` for the inputs.
 
 The record (``--out``, default ``docs/results/benchmarks/<device>-<date>.json``)
 holds the figures, the setting, the commit, versions, machine and threads;
-``--update-readme`` regenerates the README's tables from the committed
-records.
+``--update-docs`` regenerates the tables of ``docs/benchmark.md`` from the
+committed records.
 
 Example::
 
@@ -103,14 +103,18 @@ def print_group(title, rows):
               f"{row.get('bytes_per_element', 0):.1f} |", flush=True)
 
 
-def update_readme():
-    path = osp.join(REPO, 'README.md')
+#: The page whose ``<!-- benchmark:... -->`` blocks are generated from the records.
+PAGE = 'docs/benchmark.md'
+
+
+def update_docs():
+    path = osp.join(REPO, PAGE)
     with open(path) as f:
         text = f.read()
-    new = lb.update_readme(text, osp.join(REPO, lb.RECORDS_DIR))
+    new = lb.update_benchmark_blocks(text, osp.join(REPO, lb.RECORDS_DIR))
     with open(path, 'w') as f:
         f.write(new)
-    print(f'README.md {"updated" if new != text else "unchanged"}')
+    print(f'{PAGE} {"updated" if new != text else "unchanged"}')
 
 
 def main():
@@ -130,11 +134,11 @@ def main():
                         '<device>-<date>.json); never overwritten')
     parser.add_argument('--no-record', action='store_true', help='print only')
     parser.add_argument('--note', default='', help='what this run is, stored in the record')
-    parser.add_argument('--update-readme', action='store_true',
-                        help='only regenerate the README tables from the committed records')
+    parser.add_argument('--update-docs', action='store_true',
+                        help=f'only regenerate the tables of {PAGE} from the committed records')
     args = parser.parse_args()
-    if args.update_readme:
-        update_readme()
+    if args.update_docs:
+        update_docs()
         return
     if args.rounds < 1:
         parser.error(f'--rounds must be >= 1, got {args.rounds}')

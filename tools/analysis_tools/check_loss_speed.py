@@ -132,7 +132,7 @@ def main():
     failed = verdict(results, LIMITS)
     if failed:
         print(f'[loss speed] FAILED: {", ".join(failed)} above the limit: a kernel got slower '
-              '(see README, Benchmark)', file=sys.stderr)
+              '(see docs/benchmark.md)', file=sys.stderr)
         sys.exit(1)
     print('[loss speed] ok')
 

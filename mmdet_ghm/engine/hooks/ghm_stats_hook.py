@@ -17,8 +17,8 @@ SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
 #: the weight share of the regions with g >= 0.5 and the largest weight
 #: per element (what ``weight_cap`` bounds and warm-up pulls towards 1).
 REGION_SUMMARY_KEYS = {'w_hard_half': 'hard_half_share', 'beta_max': 'beta_max'}
-#: The warning's defaults, measured by the study (README, "A warning for the
-#: low-AP runs"; ``mmdet_ghm.study.diagnosis``): over the last 10 % of training,
+#: The warning's defaults, measured by the study (docs/study.md, "A warning for
+#: the low-AP runs"; ``mmdet_ghm.study.diagnosis``): over the last 10 % of training,
 #: GHM-C runs whose weight share of g >= 0.5 stayed at 0.25 or more, or whose
 #: easiest region held under 0.8 of the elements (the background not yet
 #: dismissed), all ended far below Focal Loss; the others ended close to it.
@@ -93,8 +93,8 @@ def low_ap_warning(path: str, share: float, easy: float, n: int, window: float,
                      f'not learned to dismiss the background (threshold {easy_threshold:g})')
     return (f'GHMStatsHook: over the last {window:.0%} of training ({n} logged iterations), '
             f'{path} ' + ' and '.join(signs) + '. In the mmdet-ghm study every GHM-C run '
-            'with this signature ended far below Focal Loss (README, "A warning for the '
-            'low-AP runs"). Try weight_cap=100.0 in GHMCLoss and GHMRLoss or a longer '
+            'with this signature ended far below Focal Loss (docs/study.md, "A warning for '
+            'the low-AP runs"). Try weight_cap=100.0 in GHMCLoss and GHMRLoss or a longer '
             'schedule, and compare with a Focal Loss run.')
 
 
