@@ -6,7 +6,8 @@ zero gradients, and saves a checkpoint as MMEngine lays it out (meta,
 state_dict, optimizer, param_schedulers) with and without the generator
 states, ``--repeat`` times each to a file in a temporary folder. Prints the
 sizes and the median save times, and writes them to ``--out`` (default
-``docs/results/benchmarks/checkpoint_cost.json``, merged by config).
+``docs/results/checkpoints/cost.json``, merged by config, each entry with
+its versions, machine, date and commit).
 
 Example::
 
@@ -27,7 +28,7 @@ import torch
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO not in sys.path:  # run from a clone without installing
     sys.path.insert(0, REPO)
-OUT = 'docs/results/benchmarks/checkpoint_cost.json'
+OUT = 'docs/results/checkpoints/cost.json'
 
 
 def _no_pretrained(node):
@@ -100,6 +101,7 @@ def main(argv=None):
             parser.error(f'no config file {config!r}')
         key = osp.relpath(osp.abspath(config), REPO)
         results[key] = measure(config, args.repeat)
+        results[key].update(environment(torch.device('cpu')), repeat=args.repeat)  # env, code
         r = results[key]
         print(f'{key}: {r["parameters"] / 1e6:.2f} M parameters; checkpoint '
               f'{r["plain"]["bytes"] / 2**20:.1f} MiB, saved in {r["plain"]["save_ms"]:.0f} ms; '
@@ -112,8 +114,6 @@ def main(argv=None):
             with open(path) as f:
                 record = json.load(f)
         record.setdefault('configs', {}).update(results)
-        record['env'] = environment(torch.device('cpu'))['env']
-        record['repeat'] = args.repeat
         with open(path, 'w') as f:
             json.dump(record, f, indent=1, sort_keys=True)
             f.write('\n')
