@@ -422,7 +422,7 @@ def _cfg(name):
 
 def test_every_lite0_config_is_described_here():
     found = {_config_id(p)[:-3] for p in _all_configs() if 'efficientnet-lite0' in p.name}
-    assert found == set(LITE0_CONFIGS)
+    assert found == set(LITE0_CONFIGS) | {f'own_data/{n}' for n in OWN_DATA_CONFIGS}
 
 
 @pytest.mark.parametrize('name', sorted(LITE0_CONFIGS))
@@ -492,3 +492,26 @@ def test_lite0_config_without_converted_weights_names_the_command(tmp_path, monk
             'python tools/model_converters/efficientnet_lite2mmdet.py '
             '--out checkpoints/efficientnet-lite0_imagenet.pth')):
         model.init_weights()
+
+
+# docs/fine_tune_own_data.md: the pretrained crowns configs on a COCO-format set.
+OWN_DATA_CONFIGS = {f'retinanet_efficientnet-lite0_fpn_{loss}_coco-format':
+                    f'tree_crowns/retinanet_efficientnet-lite0_fpn_{loss}_tree-crowns'
+                    for loss in ('fl', 'ghm')}
+
+
+@pytest.mark.parametrize('name', sorted(OWN_DATA_CONFIGS))
+def test_own_data_config_is_the_pretrained_crowns_config_on_coco_data(name):
+    cfg, crowns = _cfg(f'own_data/{name}'), _cfg(OWN_DATA_CONFIGS[name])
+    model, want = cfg.model.to_dict(), crowns.model.to_dict()
+    # the crowns set's one class and dense val regions are its own
+    for m in (model, want):
+        del m['bbox_head']['num_classes'], m['test_cfg']
+    assert model == want
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'custom_hooks'):
+        assert cfg.get(key) == crowns.get(key), key
+    # RetinaNet's usual test settings (the crowns raise them for ~200 crowns per image)
+    assert (cfg.model.test_cfg.nms_pre, cfg.model.test_cfg.max_per_img) == (1000, 100)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        assert loader.dataset.type == 'CocoDataset'
+        assert loader.dataset.data_root == 'data/my_set/'
