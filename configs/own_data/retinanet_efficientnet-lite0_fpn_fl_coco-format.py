@@ -1,6 +1,6 @@
 # RetinaNet + Focal Loss fine-tuned from the ImageNet-pretrained
 # EfficientNet-Lite0 on your own COCO-format set: the tree crowns' pretrained
-# model and fine-tuning schedule (24 epochs of AdamW, validation every 4)
+# model and fine-tuning schedule (48 epochs of AdamW, validation every 4)
 # with the data of _base_/datasets/coco_format.py. Inherit it and set
 # data_root, classes and num_classes: docs/fine_tune_own_data.md.
 _base_ = [
@@ -10,7 +10,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 
-max_epochs = 24
+max_epochs = 48
 train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
