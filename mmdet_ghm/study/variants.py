@@ -9,6 +9,9 @@ variant; the runner trains each variant once per seed.
 
 Names: the loss setting, prefixed by the data set unless it is ``shapes`` and
 by the recipe unless it is ``adamw`` (``fl``, ``sgd-fl``, ``crowns-sgd-ghm``).
+Grids of another network or initialisation (:data:`REGIMES`) put theirs in
+front: ``lite0-pretrained-crowns-sgd-ghm`` is the ImageNet-pretrained
+EfficientNet-Lite0, ``lite0-scratch-crowns-fl`` the same network from scratch.
 """
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
@@ -25,6 +28,29 @@ EPOCHS = dict(shapes=DEFAULT_EPOCHS, crowns=dict(adamw=60, sgd=120))
 # docs/study.md, recipe check)
 #: Training iterations per epoch at batch 16: 800 synthetic images; 134 tiles.
 ITERS_PER_EPOCH = dict(shapes=50, crowns=9)
+
+LITE0 = 'configs/{}/retinanet_efficientnet-lite0{}_fpn_{{}}_{}.py'
+#: Fine-tuning epochs of the pretrained EfficientNet-Lite0 (the configs' own;
+#: chosen from FL's validation curve, docs/pretrained_backbone.md).
+PRETRAINED_EPOCHS = dict(shapes=dict(adamw=12, sgd=12), crowns=dict(adamw=48, sgd=48))
+#: The networks and initialisations a grid is trained in: name prefix, label
+#: tag, config template per data set, epochs per data set and recipe. ``tiny``
+#: is the study's from-scratch ResNet-18 layout; ``lite0-scratch`` is the
+#: control of ``lite0-pretrained`` (same network, no ImageNet weights,
+#: trainable BN statistics), trained as long as the from-scratch grid.
+REGIMES = {
+    'tiny': dict(prefix='', tag='', configs=dict(shapes=SYNTHETIC, crowns=CROWNS),
+                 epochs=EPOCHS),
+    'lite0-pretrained': dict(
+        prefix='lite0-pretrained-', tag='EfficientNet-Lite0 ImageNet, ',
+        configs=dict(shapes=LITE0.format('synthetic', '', 'synthetic-shapes'),
+                     crowns=LITE0.format('tree_crowns', '', 'tree-crowns')),
+        epochs=PRETRAINED_EPOCHS),
+    'lite0-scratch': dict(
+        prefix='lite0-scratch-', tag='EfficientNet-Lite0 from scratch, ',
+        configs=dict(crowns=LITE0.format('tree_crowns', '-scratch', 'tree-crowns')),
+        epochs=EPOCHS),
+}
 
 # The published GHM-R settings (MMDetection's configs/ghm), reused by the
 # ablations that pair GHM-R with another classification loss.
@@ -92,18 +118,26 @@ def cap_overrides(cap: float) -> Dict:
 
 
 def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: str,
-                 overrides: Dict, group: str) -> Variant:
-    """A variant of the data set x recipe grid (see the module docstring for names)."""
-    prefix = ('' if dataset == 'shapes' else f'{dataset}-') + (
+                 overrides: Dict, group: str, regime: str = 'tiny') -> Variant:
+    """A variant of a data set x recipe grid (see the module docstring for names).
+
+    ``regime``: a key of :data:`REGIMES` (network and initialisation).
+    """
+    spec = REGIMES[regime]
+    if dataset not in spec['configs']:
+        raise ValueError(f'regime {regime!r} has no {dataset!r} configs; it has '
+                         f'{", ".join(spec["configs"])}')
+    prefix = spec['prefix'] + ('' if dataset == 'shapes' else f'{dataset}-') + (
         '' if recipe == 'adamw' else f'{recipe}-')
-    epochs = EPOCHS[dataset][recipe]
+    epochs = spec['epochs'][dataset][recipe]
     warmup = sgd_warmup_iters(epochs * ITERS_PER_EPOCH[dataset])
-    config = (SYNTHETIC if dataset == 'shapes' else CROWNS).format(config_name)
+    config = spec['configs'][dataset].format(config_name)
     where = f'{"synthetic shapes" if dataset == "shapes" else "tree crowns"}, {recipe}'
-    return Variant(prefix + key, f'{label} ({where})', config,
+    default = regime == 'tiny' and epochs == DEFAULT_EPOCHS['adamw'] and dataset == 'shapes'
+    return Variant(prefix + key, f'{label} ({spec["tag"]}{where})', config,
                    dict(recipe_overrides(recipe, epochs, warmup), **overrides),
-                   epochs=None if epochs == DEFAULT_EPOCHS['adamw'] and dataset == 'shapes'
-                   else epochs, group=group, dataset=dataset, recipe=recipe)
+                   epochs=None if default else epochs, group=group, dataset=dataset,
+                   recipe=recipe)
 
 
 def _variants() -> Tuple[Variant, ...]:
@@ -203,6 +237,17 @@ def _variants() -> Tuple[Variant, ...]:
                      epochs=epochs, group='recipe-check', dataset='crowns', recipe='sgd')
              for key, label, epochs in (('fl', 'FL + L1', 60), ('fl', 'FL + L1', 240),
                                         ('ghm', 'GHM-C + GHM-R (published)', 60))]
+    # The pretrained regime (issue 22): every loss of the grid in every data set x
+    # recipe cell on the ImageNet-pretrained EfficientNet-Lite0 (groups
+    # 'lite0-pretrained-<dataset>-<recipe>'), and its control, the same network
+    # from scratch, FL and GHM on the crowns with both recipes ('lite0-scratch').
+    for dataset in DATASETS:
+        for recipe in ('adamw', 'sgd'):
+            base += [grid_variant(dataset, recipe, *loss, regime='lite0-pretrained',
+                                  group=f'lite0-pretrained-{dataset}-{recipe}')
+                     for loss in LOSSES]
+    base += [grid_variant('crowns', recipe, *loss, regime='lite0-scratch', group='lite0-scratch')
+             for recipe in ('adamw', 'sgd') for loss in LOSSES if loss[0] in ('fl', 'ghm')]
     base.append(Variant('crowns-ghm-ref', 'mmdet GHMC + GHMR (reference) (tree crowns, adamw)',
                         CROWNS.format('ghm'), {
                             'model.bbox_head.loss_cls.type': 'GHMC',

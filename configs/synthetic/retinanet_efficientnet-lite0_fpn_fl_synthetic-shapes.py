@@ -1,0 +1,29 @@
+# RetinaNet + Focal Loss on the synthetic shapes, fine-tuned from the
+# ImageNet-pretrained EfficientNet-Lite0 (frozen stem, first three blocks and
+# BN statistics; _base_/models/retinanet_efficientnet-lite0_fpn.py). Data and
+# AdamW recipe as the tiny synthetic configs; the schedule is the fine-tuning
+# one (see max_epochs). Convert the weights first:
+#     python tools/model_converters/efficientnet_lite2mmdet.py
+# The CE and GHM configs inherit this one and only swap the losses.
+_base_ = [
+    '../_base_/models/retinanet_efficientnet-lite0_fpn.py',
+    '../_base_/datasets/synthetic_shapes.py',
+    '../_base_/schedules/synthetic_adamw_30e.py',
+]
+custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
+
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=3)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=100),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs,
+        eta_min=2e-5,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+]
+default_hooks = dict(checkpoint=dict(interval=max_epochs))
