@@ -20,4 +20,4 @@ model = dict(
             momentum=0.7,
             loss_weight=10.0)))
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
-custom_hooks = [dict(type='GHMStatsHook')]
+custom_hooks = [dict(type='GHMStatsHook'), dict(type='RNGStateHook')]
