@@ -66,7 +66,7 @@ def checkpoint_of(config: str) -> dict:
 def measure(config: str, repeat: int) -> dict:
     """Sizes (bytes) and median save times (ms) with and without the generator states."""
     from mmdet_ghm.engine.hooks.rng_state_hook import CHECKPOINT_KEY
-    from mmdet_ghm.engine.rng_state import capture_rng_states
+    from mmdet_ghm.engine.rng_state import capture_rng_states, restore_rng_states
     checkpoint = checkpoint_of(config)
     result = dict(parameters=sum(v.numel() for v in checkpoint['state_dict'].values()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +83,17 @@ def measure(config: str, repeat: int) -> dict:
             result[name] = dict(bytes=os.path.getsize(path),
                                 save_ms=round(statistics.median(times) * 1e3, 2))
     result['rng_states_bytes'] = result['with_rng_states']['bytes'] - result['plain']['bytes']
+    result.update(rng_capture_ms=_per_call_ms(capture_rng_states),
+                  rng_restore_ms=_per_call_ms(lambda states=capture_rng_states():
+                                              restore_rng_states(states)))
     return result
+
+
+def _per_call_ms(fn, calls: int = 200) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return round((time.perf_counter() - start) / calls * 1e3, 4)
 
 
 def main(argv=None):
