@@ -32,7 +32,7 @@ ITERS_PER_EPOCH = dict(shapes=50, crowns=9)
 LITE0 = 'configs/{}/retinanet_efficientnet-lite0{}_fpn_{{}}_{}.py'
 #: Fine-tuning epochs of the pretrained EfficientNet-Lite0 (the configs' own;
 #: chosen from FL's validation curve, docs/pretrained_backbone.md).
-PRETRAINED_EPOCHS = dict(shapes=dict(adamw=12, sgd=12), crowns=dict(adamw=48, sgd=48))
+PRETRAINED_EPOCHS = dict(shapes=dict(adamw=24, sgd=24), crowns=dict(adamw=48, sgd=48))
 #: The networks and initialisations a grid is trained in: name prefix, label
 #: tag, config template per data set, epochs per data set and recipe. ``tiny``
 #: is the study's from-scratch ResNet-18 layout; ``lite0-scratch`` is the

@@ -40,7 +40,7 @@ def test_a_lite0_variant_trains_its_config_with_its_recipe(name):
     assert cfg.optim_wrapper.optimizer.type == ('SGD' if v.recipe == 'sgd' else 'AdamW')
     if pretrained:
         # the fine-tuning length is the config's own
-        assert v.epochs == cfg.train_cfg.max_epochs == dict(shapes=12, crowns=48)[v.dataset]
+        assert v.epochs == cfg.train_cfg.max_epochs == dict(shapes=24, crowns=48)[v.dataset]
         assert v.group == f'lite0-pretrained-{v.dataset}-{v.recipe}'
     else:
         # the control trains as long as the from-scratch grid
