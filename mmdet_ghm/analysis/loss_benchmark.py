@@ -189,18 +189,22 @@ def timed(fn: Callable, device: torch.device, clock: Callable[[], float] = time.
 
 
 def time_variants(variants: Dict[str, Callable], levels: Sequence[Level], rounds: int,
-                  device: torch.device, clock: Callable[[], float] = time.perf_counter
+                  device: torch.device, clock: Callable[[], float] = time.perf_counter,
+                  alternate: bool = False
                   ) -> Tuple[Dict[str, List[float]], Dict[str, float]]:
     """Seconds per round of each variant, interleaved, and each variant's first call.
 
     The first call (compilation, allocator warm-up) is timed separately and
-    not counted in the rounds.
+    not counted in the rounds. ``alternate``: every other round runs the
+    variants in reverse order, so that no variant always runs first (on
+    inputs its predecessor left in the caches, or not).
     """
     first = {name: timed(lambda: run_once(loss, levels), device, clock)
              for name, loss in variants.items()}
     times = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, loss in variants.items():
+    order = list(variants.items())
+    for index in range(rounds):
+        for name, loss in (order[::-1] if alternate and index % 2 else order):
             times[name].append(timed(lambda: run_once(loss, levels), device, clock))
     return times, first
 
