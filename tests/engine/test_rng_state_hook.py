@@ -23,7 +23,8 @@ from mmdet_ghm.engine.rng_state import (capture_rng_states, restore_rng_states,
 from mmdet_ghm.engine.worker_seeding import EpochWorkerInit
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BASE_CONFIG = osp.join(REPO, 'configs', 'synthetic', 'retinanet_tiny-r18_fpn_fl_synthetic-shapes.py')
+BASE_CONFIG = osp.join(REPO, 'configs', 'synthetic',
+                       'retinanet_tiny-r18_fpn_fl_synthetic-shapes.py')
 HOOK = dict(type='RNGStateHook')
 EPOCHS = 3
 ITERS = 6
