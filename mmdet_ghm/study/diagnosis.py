@@ -51,10 +51,11 @@ def late_hard_share(record: dict, fraction: float = LATE_FRACTION) -> Optional[f
 def baseline_key(spec: dict, epochs) -> Tuple:
     """What a run shares with the FL run it is compared with.
 
-    The head (the config's model, e.g. ``retinanet``), the data set, the
-    recipe, the outlier rate and the number of epochs.
+    The detector and its backbone (the config name's first two parts, e.g.
+    ``retinanet_tiny-r18`` or ``retinanet_efficientnet-lite0``), the data
+    set, the recipe, the outlier rate and the number of epochs.
     """
-    head = osp.basename(spec['config']).split('_')[0]
+    head = '_'.join(osp.basename(spec['config']).split('_')[:2])
     return (head, spec.get('dataset', 'shapes'), spec.get('recipe', 'adamw'),
             spec.get('noise'), epochs)
 

@@ -39,8 +39,12 @@ def test_each_run_is_compared_with_the_fl_runs_of_its_own_setting():
         record('fl-ghmr', 0, FL, 0.1, overrides={'model.bbox_head.loss_bbox': {}}),
         record('ghm-noise4', 0, GHM, 0.2, shares=[0.3] * 10, noise=0.04),
     ]
-    assert baseline_key(records[4]['variant_spec'], 10) == ('retinanet', 'shapes', 'adamw',
-                                                            None, 10)
+    assert baseline_key(records[4]['variant_spec'], 10) == ('retinanet_tiny-r18', 'shapes',
+                                                            'adamw', None, 10)
+    # another backbone is another setting: its GHM runs are not compared with the tiny FL
+    lite0 = dict(records[4]['variant_spec'], config='configs/synthetic/'
+                 'retinanet_efficientnet-lite0_fpn_ghm_synthetic-shapes.py')
+    assert baseline_key(lite0, 10)[0] == 'retinanet_efficientnet-lite0'
     rows = signature_rows(records)
     assert [(r['variant'], r['seed'], r['fl']) for r in rows] == [
         ('ghm', 0, pytest.approx(0.65)), ('sgd-ghm', 0, 0.40), ('sgd-ghm', 1, 0.40)]
