@@ -29,7 +29,6 @@ class EpochWorkerInit:
     seed: int
     epoch: int
     rank: int
-    num_workers: int
 
     def __call__(self, worker_id: int) -> None:
         seed = worker_seed(self.seed, self.epoch, self.rank, worker_id)

@@ -66,12 +66,12 @@ def test_worker_seed_depends_on_every_part_and_is_stable():
     assert len(seeds) == 16
     assert worker_seed(5, 2, 0, 1) == worker_seed(5, 2, 0, 1)
     assert 0 <= worker_seed(-3, 0, 0, 0) < 2**32
-    init = pickle.loads(pickle.dumps(EpochWorkerInit(seed=0, epoch=2, rank=0, num_workers=2)))
+    init = pickle.loads(pickle.dumps(EpochWorkerInit(seed=0, epoch=2, rank=0)))
     init(1)
     first = _draws()
     init(1)
     assert _draws() == first
-    EpochWorkerInit(seed=0, epoch=3, rank=0, num_workers=2)(1)
+    EpochWorkerInit(seed=0, epoch=3, rank=0)(1)
     assert _draws() != first
 
 

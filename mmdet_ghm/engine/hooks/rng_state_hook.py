@@ -95,8 +95,8 @@ class RNGStateHook(Hook):
                        'written without RNGStateHook)')
             return
         if iter_based:
-            loop.dataloader_iterator = _RestoreBeforeBatch(loop, runner.iter, loaded['states'],
-                                                           lambda why: self._warn(runner, why))
+            loop.dataloader_iterator = _RestoreBeforeBatch(
+                loop, runner.iter, lambda: self._restore(runner, loaded['states']))
             return
         if runner.iter != runner.epoch * len(loop.dataloader):
             self._warn(runner, f'the checkpoint was written in the middle of epoch '
@@ -110,8 +110,7 @@ class RNGStateHook(Hook):
         if getattr(dataloader, 'num_workers', 0) == 0:
             return
         dataloader.worker_init_fn = EpochWorkerInit(
-            seed=runner.seed, epoch=runner.epoch, rank=runner.rank,
-            num_workers=dataloader.num_workers)
+            seed=runner.seed, epoch=runner.epoch, rank=runner.rank)
         shutdown_persistent_workers(dataloader)
 
     def _restore(self, runner, states: Dict) -> None:
@@ -146,12 +145,11 @@ class _RestoreBeforeBatch:
     own iterator back.
     """
 
-    def __init__(self, loop, skip: int, states: Dict, warn):
+    def __init__(self, loop, skip: int, restore):
         self._loop = loop
         self._iterator = loop.dataloader_iterator
         self._skip = skip
-        self._states = states
-        self._warn = warn
+        self._restore = restore
 
     def __iter__(self):
         return self
@@ -160,7 +158,6 @@ class _RestoreBeforeBatch:
         if self._skip > 0:
             self._skip -= 1
             return next(self._iterator)
-        for what in restore_rng_states(self._states):
-            self._warn(f'{what} could not be restored')
+        self._restore()
         self._loop.dataloader_iterator = self._iterator
         return next(self._iterator)
