@@ -21,7 +21,16 @@ STUDY_SCHEMA = 1
 #: Panels of the plot and table blocks of the pages, in order.
 GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'shapes-sgd',
           'crowns-adamw', 'crowns-sgd', 'caps', 'recipe-check', 'crowns-tuning',
-          'crowns-longer')
+          'crowns-longer', 'lite0-pretrained-shapes-adamw', 'lite0-pretrained-shapes-sgd',
+          'lite0-pretrained-crowns-adamw', 'lite0-pretrained-crowns-sgd', 'lite0-scratch')
+#: Name prefix of each regime's grid (:data:`~mmdet_ghm.study.variants.REGIMES`),
+#: by the block that shows it: ``grid`` is the from-scratch tiny R-18 RetinaNet,
+#: ``grid-pretrained`` the ImageNet-pretrained EfficientNet-Lite0 one.
+GRID_PREFIXES = {'grid': '', 'grid-pretrained': 'lite0-pretrained-'}
+#: The control of the pretrained regime: (loss key, row title) x recipe, the
+#: pretrained network against the same network from scratch, on the crowns.
+CONTROL_ROWS = (('fl', 'FL'), ('ghm', 'GHM, published'))
+CONTROL_PREFIXES = (('lite0-pretrained-', 'pretrained'), ('lite0-scratch-', 'from scratch'))
 #: Rows of the data set x recipe table: (loss key, what the row calls it).
 GRID_ROWS = (('ce', 'CE'), ('fl', 'FL'), ('ghm', 'GHM, published'),
              ('ghm-ref', 'GHM, MMDetection reference'), ('ghm-cap10', 'GHM, cap 10'),
@@ -30,7 +39,9 @@ GRID_ROWS = (('ce', 'CE'), ('fl', 'FL'), ('ghm', 'GHM, published'),
 #: Columns: (data set, recipe, heading).
 GRID_COLUMNS = (('shapes', 'adamw', 'synthetic, AdamW'), ('shapes', 'sgd', 'synthetic, SGD step'),
                 ('crowns', 'adamw', 'tree crowns, AdamW'), ('crowns', 'sgd', 'tree crowns, SGD step'))
-#: Variants drawn in every panel but ``main`` for comparison.
+#: Panels per row of the plot.
+PLOT_COLUMNS = 5
+#: Variants drawn for comparison in every panel of the tiny R-18 but ``main``.
 CONTEXT = ('fl', 'ghm')
 
 
@@ -87,6 +98,9 @@ def aggregate(records: Iterable[dict]) -> Dict:
             epochs=runs[0].get('epochs'), n=final['n'], mean=final['mean'], std=final['std'],
             AP50=mean_std([r['final'].get('AP50') for r in runs]),
             s_per_iter=mean_std([r.get('s_per_iter') for r in runs])['mean'],
+            train_wall_s=mean_std([r.get('train_wall_s') for r in runs])['mean'],
+            peak_rss_mib=max((r['peak_rss_mib'] for r in runs if r.get('peak_rss_mib')),
+                             default=None),
             curve=_curve(runs), ghm_stats=_ghm_stats(runs),
             runs=[dict(seed=r['seed'], bbox_mAP=r['bbox_mAP'], AP50=r['final'].get('AP50'),
                        record=f'docs/results/runs/{r["record"]}' if 'record' in r else None,
@@ -164,47 +178,92 @@ def render_stats_table(study: Dict) -> str:
     return '\n'.join(lines)
 
 
-def grid_name(dataset: str, recipe: str, key: str) -> str:
-    """The variant name of a loss setting in one data set x recipe cell."""
-    return (('' if dataset == 'shapes' else f'{dataset}-')
+def grid_name(dataset: str, recipe: str, key: str, prefix: str = '') -> str:
+    """The variant name of a loss setting in one data set x recipe cell of a regime
+    (``prefix``: :data:`GRID_PREFIXES`)."""
+    return (prefix + ('' if dataset == 'shapes' else f'{dataset}-')
             + ('' if recipe == 'adamw' else f'{recipe}-') + key)
 
 
+def _cell_stat(study: Dict, name: str, metric: str) -> Optional[Dict]:
+    v = study['variants'].get(name)
+    if v is None:
+        return None
+    return dict(mean=v['mean'], std=v['std'], n=v['n']) if metric == 'bbox_mAP' else \
+        dict(v['AP50'], n=v['n'])
+
+
+def _cell(study: Dict, name: str, metric: str, results: str, bold: bool = False) -> str:
+    st = _cell_stat(study, name, metric)
+    if not st or st['mean'] is None:
+        return '–'
+    text = f'{_fmt(st)} (n={st["n"]})'
+    return f'[{"**" + text + "**" if bold else text}]({runs_link(results, name)})'
+
+
 def render_grid_table(study: Dict, metric: str = 'bbox_mAP',
-                      results: str = 'docs/results') -> str:
+                      results: str = 'docs/results', prefix: str = '') -> str:
     """Markdown table: loss settings x (data set, recipe), mean ± std (seeds) of ``metric``.
 
-    ``metric`` is ``bbox_mAP`` or ``AP50``; a cell links the variant's records
-    (:func:`runs_link`).
-    The best mean of each column is in bold.
+    ``metric`` is ``bbox_mAP`` or ``AP50``; ``prefix`` picks the regime's
+    variants (:data:`GRID_PREFIXES`); a cell links the variant's records
+    (:func:`runs_link`). The best mean of each column is in bold; a loss
+    setting with no run in any column has no row.
     """
-    def stat(name):
-        v = study['variants'].get(name)
-        if v is None:
-            return None
-        return dict(mean=v['mean'], std=v['std'], n=v['n']) if metric == 'bbox_mAP' else \
-            dict(v['AP50'], n=v['n'])
-
-    head = ' | '.join(title for _, _, title in GRID_COLUMNS)
-    lines = [f'| loss | {head} |', '| --- |' + ' ---: |' * len(GRID_COLUMNS)]
     best = {}
     for dataset, recipe, _ in GRID_COLUMNS:
-        means = [stat(grid_name(dataset, recipe, key)) for key, _ in GRID_ROWS]
+        means = [_cell_stat(study, grid_name(dataset, recipe, key, prefix), metric)
+                 for key, _ in GRID_ROWS]
         means = [m['mean'] for m in means if m and m['mean'] is not None]
         best[dataset, recipe] = max(means) if means else None
+    head = ' | '.join(title for _, _, title in GRID_COLUMNS)
+    lines = [f'| loss | {head} |', '| --- |' + ' ---: |' * len(GRID_COLUMNS)]
     for key, title in GRID_ROWS:
         cells = []
         for dataset, recipe, _ in GRID_COLUMNS:
-            name = grid_name(dataset, recipe, key)
-            st = stat(name)
-            if not st or st['mean'] is None:
-                cells.append('–')
-                continue
-            text = f'{_fmt(st)} (n={st["n"]})'
-            if st['mean'] == best[dataset, recipe]:
-                text = f'**{text}**'
-            cells.append(f'[{text}]({runs_link(results, name)})')
+            name = grid_name(dataset, recipe, key, prefix)
+            st = _cell_stat(study, name, metric)
+            cells.append(_cell(study, name, metric, results,
+                               bold=bool(st) and st['mean'] == best[dataset, recipe]))
+        if any(cell != '–' for cell in cells):
+            lines.append(f'| {title} | ' + ' | '.join(cells) + ' |')
+    if len(lines) == 2:
+        return '_No runs recorded yet._'
+    return '\n'.join(lines)
+
+
+def render_control_table(study: Dict, results: str = 'docs/results') -> str:
+    """Markdown table: the pretrained EfficientNet-Lite0 RetinaNet against the same
+    network from scratch (FL and published GHM on the tree crowns, per recipe),
+    final bbox mAP, mean ± std over seeds."""
+    columns = [(recipe, prefix, f'{title}, {label}')
+               for recipe, title in (('adamw', 'AdamW'), ('sgd', 'SGD step'))
+               for prefix, label in CONTROL_PREFIXES]
+    lines = ['| loss | ' + ' | '.join(head for _, _, head in columns) + ' |',
+             '| --- |' + ' ---: |' * len(columns)]
+    for key, title in CONTROL_ROWS:
+        cells = [_cell(study, grid_name('crowns', recipe, key, prefix), 'bbox_mAP', results)
+                 for recipe, prefix, _ in columns]
         lines.append(f'| {title} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def render_cost_table(study: Dict, prefix: str = 'lite0-') -> str:
+    """Markdown table of what the runs of the variants named ``prefix...`` cost:
+    seconds per iteration and training minutes (means over seeds), the largest
+    peak resident memory."""
+    rows = [(name, v) for name, v in study['variants'].items() if name.startswith(prefix)]
+    if not rows:
+        return '_No runs recorded yet._'
+
+    def num(value, scale=1.0, digits=2):
+        return '–' if value is None else f'{value / scale:.{digits}f}'
+    lines = ['| variant | runs | epochs | s/iter | training minutes | peak memory (GiB) |',
+             '| --- | ---: | ---: | ---: | ---: | ---: |']
+    for name, v in rows:
+        lines.append(f'| `{name}` | {v["n"]} | {v.get("epochs") or "–"} '
+                     f'| {num(v.get("s_per_iter"))} | {num(v.get("train_wall_s"), 60, 0)} '
+                     f'| {num(v.get("peak_rss_mib"), 1024, 1)} |')
     return '\n'.join(lines)
 
 
@@ -216,8 +275,11 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
     """``text`` (a Markdown page) with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
-    (:func:`render_stats_table`), ``grid`` or ``grid-ap50`` (:func:`render_grid_table`)
-    or ``signature`` / ``signature-detail`` (:mod:`~mmdet_ghm.study.diagnosis`).
+    (:func:`render_stats_table`), ``grid``, ``grid-pretrained`` and their
+    ``-ap50`` forms (:func:`render_grid_table`), ``pretrained-control``
+    (:func:`render_control_table`), ``pretrained-cost`` (:func:`render_cost_table`)
+    or ``signature`` / ``signature-detail`` / ``signature-lite0`` (the EfficientNet-Lite0
+    runs only; :mod:`~mmdet_ghm.study.diagnosis`).
     ``results`` is the path from the page to ``docs/results``: ``docs/results``
     for the README, ``results`` for ``docs/study.md``.
     """
@@ -225,13 +287,21 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
         if group == 'ghm-stats':
             return render_stats_table(study)
         if group.startswith('signature'):
-            from .diagnosis import render_signature_detail, render_signature_table
+            from .diagnosis import LITE0_PREFIX, render_signature_detail, render_signature_table
+            rows = study.get('signature') or []
+            if group == 'signature-lite0':
+                rows = [r for r in rows if r['variant'].startswith(LITE0_PREFIX)]
             render_rows = (render_signature_detail if group == 'signature-detail'
                            else render_signature_table)
-            return render_rows(study.get('signature') or [])
+            return render_rows(rows)
         if group.startswith('grid'):
-            return render_grid_table(study, 'AP50' if group == 'grid-ap50' else 'bbox_mAP',
-                                     results)
+            regime = group[:-len('-ap50')] if group.endswith('-ap50') else group
+            return render_grid_table(study, 'AP50' if group.endswith('-ap50') else 'bbox_mAP',
+                                     results, GRID_PREFIXES[regime])
+        if group == 'pretrained-control':
+            return render_control_table(study, results)
+        if group == 'pretrained-cost':
+            return render_cost_table(study)
         return render_table(study, group, results)
 
     return BLOCK.sub(lambda m: f'{m.group(1)}\n{render(m.group("group"))}\n{m.group(4)}', text)
@@ -246,17 +316,22 @@ def plot_study(study: Dict, path: str) -> None:
     groups = [g for g in GROUPS if any(v['group'] == g for v in study['variants'].values())]
     if not groups:
         return
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.2), squeeze=False)
-    for ax, group in zip(axes[0], groups):
+    cols = min(len(groups), PLOT_COLUMNS)
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, group in zip(axes.flat, groups):
         names = [n for n, v in study['variants'].items() if v['group'] == group]
-        if group != 'main':
+        with_context = group != 'main' and not group.startswith('lite0')  # another network
+        if with_context:
             names = [n for n in CONTEXT if n in study['variants'] and n not in names] + names
         for name in names:
             curve = study['variants'][name]['curve']
             epochs = [p['epoch'] for p in curve]
             mean = [p['mean'] for p in curve]
             std = [p['std'] or 0.0 for p in curve]
-            context = group != 'main' and name in CONTEXT
+            context = with_context and name in CONTEXT
             line, = ax.plot(epochs, mean, 'o-', ms=3, lw=1 if context else 1.8,
                             alpha=0.5 if context else 1.0,
                             label=f'{name} (n={study["variants"][name]["n"]})')

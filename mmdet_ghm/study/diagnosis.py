@@ -14,10 +14,6 @@ tables support (:func:`~mmdet_ghm.engine.hooks.ghm_stats_hook.shows_low_ap_signa
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
 from mmdet_ghm.engine.hooks.ghm_stats_hook import (LATE_EASY_FRACTION_THRESHOLD,
                                                    LATE_FRACTION, LATE_HARD_SHARE_THRESHOLD,
                                                    shows_low_ap_signature)
@@ -27,6 +23,13 @@ HARD_SHARE_KEY = 'cls/w_hard_half'
 EASY_FRACTION_KEY = 'cls/easy_frac'
 #: A run "ends far below FL" when its mAP is below this fraction of FL's mean.
 FAR_BELOW = 0.85
+#: Name prefix of the runs of the EfficientNet-Lite0 regimes, recorded after the
+#: thresholds were set on the tiny R-18's runs: the ones that test them.
+LITE0_PREFIX = 'lite0-'
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
 
 
 def late_mean(record: dict, key: str, fraction: float = LATE_FRACTION) -> Optional[float]:

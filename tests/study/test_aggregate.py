@@ -5,7 +5,9 @@ import os.path as osp
 
 import pytest
 
-from mmdet_ghm.study.aggregate import (aggregate, mean_std, render_table, text_table,
+from mmdet_ghm.study.aggregate import (GRID_PREFIXES, aggregate, mean_std,
+                                       render_control_table, render_cost_table,
+                                       render_grid_table, render_table, text_table,
                                        update_study_blocks)
 from mmdet_ghm.study.records import load_records, record_path, write_json_atomic
 
@@ -132,3 +134,75 @@ def test_stats_table_shows_first_and_last_epoch_means():
     table = update_study_blocks('<!-- study:ghm-stats:begin -->\n<!-- study:ghm-stats:end -->', study)
     assert '| `ghm-cap` | 13.0 → 29.5 | 0.150 → 0.075 | 95 → 100 |' in table
     assert '`fl`' not in table  # no GHM loss, no statistics
+
+
+def test_grid_tables_per_regime_bold_the_best_and_drop_empty_rows():
+    records = [make_record('crowns-fl', s, [(60, 0.06 + s / 100)], ap50=0.3) for s in (0, 1)]
+    records += [make_record('lite0-pretrained-crowns-fl', 0, [(48, 0.084)], ap50=0.40),
+                make_record('lite0-pretrained-crowns-ghm', 0, [(48, 0.026)], ap50=0.45),
+                make_record('lite0-pretrained-sgd-ce', 0, [(24, 0.8)], ap50=0.9)]
+    study = aggregate(records)
+    tiny = render_grid_table(study)
+    assert '| FL | – | – | [**0.065 ± 0.007 (n=2)**](docs/results/runs/crowns-fl/) | – |' \
+        in tiny
+    assert 'GHM' not in tiny and 'lite0' not in tiny  # no rows without runs, no other regime
+    pretrained = render_grid_table(study, prefix=GRID_PREFIXES['grid-pretrained'],
+                                   results='results')
+    assert ('| FL | – | – | [**0.084 (n=1)**](results/runs/lite0-pretrained-crowns-fl/) '
+            '| – |') in pretrained
+    assert ('| GHM, published | – | – '
+            '| [0.026 (n=1)](results/runs/lite0-pretrained-crowns-ghm/)') in pretrained
+    assert '| CE | – | [**0.800 (n=1)**](results/runs/lite0-pretrained-sgd-ce/) |' in pretrained
+    assert '[**0.450 (n=1)**]' in render_grid_table(study, 'AP50', prefix='lite0-pretrained-')
+    # the page blocks pick the regime and metric from the block's name
+    page = update_study_blocks('<!-- study:grid-pretrained-ap50:begin -->\n'
+                               '<!-- study:grid-pretrained-ap50:end -->', study)
+    assert '[0.400 (n=1)](docs/results/runs/lite0-pretrained-crowns-fl/)' in page
+    assert render_grid_table(aggregate([records[0]]), prefix='lite0-pretrained-') \
+        == '_No runs recorded yet._'
+
+
+def test_control_and_cost_tables():
+    def run(name, seed, m_ap, rss, wall):
+        record = make_record(name, seed, [(48, m_ap)])
+        record.update(peak_rss_mib=rss, train_wall_s=wall, s_per_iter=2.0 + seed / 10)
+        return record
+    study = aggregate([run('lite0-pretrained-crowns-fl', 0, 0.08, 1900.0, 1080.0),
+                       run('lite0-pretrained-crowns-fl', 1, 0.09, 2100.0, 1140.0),
+                       run('lite0-scratch-crowns-sgd-ghm', 0, 0.01, 2048.0, 2400.0),
+                       run('crowns-fl', 0, 0.07, 500.0, 300.0)])
+    control = render_control_table(study)
+    assert control.splitlines()[0] == ('| loss | AdamW, pretrained | AdamW, from scratch '
+                                       '| SGD step, pretrained | SGD step, from scratch |')
+    assert '| FL | [0.085 ± 0.007 (n=2)](docs/results/runs/lite0-pretrained-crowns-fl/) ' \
+           '| – | – | – |' in control
+    assert '| GHM, published | – | – | – ' \
+           '| [0.010 (n=1)](docs/results/runs/lite0-scratch-crowns-sgd-ghm/) |' in control
+    cost = render_cost_table(study)
+    assert '| `lite0-pretrained-crowns-fl` | 2 | 30 | 2.05 | 18 | 2.1 |' in cost
+    assert '| `lite0-scratch-crowns-sgd-ghm` | 1 | 30 | 2.00 | 40 | 2.0 |' in cost
+    assert 'crowns-fl`' not in cost.replace('lite0-pretrained-crowns-fl`', '')
+
+
+def test_signature_block_of_the_lite0_runs_leaves_the_tiny_runs_out():
+    fl_config = 'configs/tree_crowns/retinanet_{}_fpn_fl_tree-crowns.py'
+    ghm_config = 'configs/tree_crowns/retinanet_{}_fpn_ghm_tree-crowns.py'
+    records = []
+    for net, prefix, fl, ghm in (('tiny-r18', '', 0.068, 0.004),
+                                 ('efficientnet-lite0', 'lite0-pretrained-', 0.084, 0.026)):
+        for loss, config, m_ap, stats in (
+                ('fl', fl_config, fl, None),
+                ('ghm', ghm_config, ghm, [dict(epoch=e, **{'cls/w_hard_half': 0.2,
+                                                           'cls/easy_frac': 0.4})
+                                          for e in range(1, 11)])):
+            record = make_record(f'{prefix}crowns-{loss}', 0, [(10, m_ap)], stats=stats)
+            record.update(epochs=10, variant_spec=dict(
+                name=record['variant'], label=loss, config=config.format(net), dataset='crowns'))
+            records.append(record)
+    study = aggregate(records)
+    assert [r['variant'] for r in study['signature']] == ['crowns-ghm',
+                                                          'lite0-pretrained-crowns-ghm']
+    page = update_study_blocks('<!-- study:signature-lite0:begin -->\n'
+                               '<!-- study:signature-lite0:end -->', study)
+    assert '| yes | 1 | `lite0-pretrained-crowns-ghm` | 0.31 (0.31 – 0.31) | 1 of 1 |' in page
+    assert '`crowns-ghm`' not in page and '| no | 0 |' in page
