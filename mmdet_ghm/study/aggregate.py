@@ -22,7 +22,8 @@ STUDY_SCHEMA = 1
 GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'shapes-sgd',
           'crowns-adamw', 'crowns-sgd', 'caps', 'recipe-check', 'crowns-tuning',
           'crowns-longer', 'lite0-pretrained-shapes-adamw', 'lite0-pretrained-shapes-sgd',
-          'lite0-pretrained-crowns-adamw', 'lite0-pretrained-crowns-sgd', 'lite0-scratch')
+          'lite0-pretrained-crowns-adamw', 'lite0-pretrained-crowns-sgd', 'lite0-scratch',
+          'lite0-tuning')
 #: Name prefix of each regime's grid (:data:`~mmdet_ghm.study.variants.REGIMES`),
 #: by the block that shows it: ``grid`` is the from-scratch tiny R-18 RetinaNet,
 #: ``grid-pretrained`` the ImageNet-pretrained EfficientNet-Lite0 one.

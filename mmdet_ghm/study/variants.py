@@ -248,6 +248,16 @@ def _variants() -> Tuple[Variant, ...]:
                      for loss in LOSSES]
     base += [grid_variant('crowns', recipe, *loss, regime='lite0-scratch', group='lite0-scratch')
              for recipe in ('adamw', 'sgd') for loss in LOSSES if loss[0] in ('fl', 'ghm')]
+    # What keeping a pretrained crowns run near 20 minutes costs: FL with every
+    # backbone stage trainable (BN statistics stay frozen, as MMDetection's R-50
+    # configs keep them) against the grid's frozen stem and blocks 0-2.
+    fl_crowns = grid_variant('crowns', 'adamw', 'fl', 'FL + L1', 'fl', {},
+                             regime='lite0-pretrained', group='lite0-tuning')
+    base.append(Variant('lite0-tuning-crowns-fl-unfrozen',
+                        fl_crowns.label.replace(', adamw)', ', adamw, no stage frozen)'),
+                        fl_crowns.config, dict(fl_crowns.overrides, **{
+                            'model.backbone.frozen_stages': -1}),
+                        epochs=fl_crowns.epochs, group='lite0-tuning', dataset='crowns'))
     base.append(Variant('crowns-ghm-ref', 'mmdet GHMC + GHMR (reference) (tree crowns, adamw)',
                         CROWNS.format('ghm'), {
                             'model.bbox_head.loss_cls.type': 'GHMC',

@@ -22,7 +22,7 @@ def test_the_pretrained_grid_has_every_data_set_recipe_and_loss():
         f'lite0-scratch-crowns-{r}{k}' for r in ('', 'sgd-') for k in ('fl', 'ghm'))
 
 
-@pytest.mark.parametrize('name', _named('lite0-'))
+@pytest.mark.parametrize('name', _named('lite0-pretrained-') + _named('lite0-scratch-'))
 def test_a_lite0_variant_trains_its_config_with_its_recipe(name):
     v = VARIANTS[name]
     pretrained = name.startswith('lite0-pretrained-')
@@ -64,3 +64,15 @@ def test_regimes_leave_the_tiny_grid_as_it_was():
     with pytest.raises(ValueError, match="regime 'lite0-scratch' has no 'shapes' configs"):
         grid_variant('shapes', 'sgd', 'fl', 'FL + L1', 'fl', {}, group='x',
                      regime='lite0-scratch')
+
+
+def test_the_unfrozen_tuning_run_differs_from_the_grid_only_in_frozen_stages():
+    grid = VARIANTS['lite0-pretrained-crowns-fl']
+    tuning = VARIANTS['lite0-tuning-crowns-fl-unfrozen']
+    assert tuning.config == grid.config and tuning.epochs == grid.epochs == 48
+    assert tuning.overrides == dict(grid.overrides, **{'model.backbone.frozen_stages': -1})
+    cfg = Config.fromfile(osp.join(REPO, tuning.config))
+    assert cfg.model.backbone.frozen_stages == 2  # what the override changes
+    cfg.merge_from_dict(tuning.overrides)
+    assert cfg.model.backbone.frozen_stages == -1 and cfg.model.backbone.norm_eval is True
+    assert 'no stage frozen' in tuning.label and 'EfficientNet-Lite0 ImageNet' in tuning.label
