@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import os.path as osp
-import re
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -29,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdet_ghm.losses.fused import kernels_compiled
+from mmdet_ghm.utils.doc_blocks import block_pattern, regenerate_blocks
 
 STRIDES = (8, 16, 32, 64, 128)
 ANCHORS_PER_LOCATION = 9
@@ -326,8 +326,7 @@ def render_change(*records: Dict) -> str:
     return '\n'.join(lines)
 
 
-BLOCK = re.compile(r'(<!-- benchmark:(?P<spec>[\w.,-]+):begin -->)(?P<body>.*?)'
-                   r'(<!-- benchmark:(?P=spec):end -->)', re.S)
+BLOCK = block_pattern('benchmark')
 
 
 def update_benchmark_blocks(text: str, records_dir: str) -> str:
@@ -345,7 +344,7 @@ def update_benchmark_blocks(text: str, records_dir: str) -> str:
             records.append(record)
         return render_record(records[0]) if len(records) == 1 else render_change(*records)
 
-    return BLOCK.sub(lambda m: f'{m.group(1)}\n{render(m.group("spec"))}\n{m.group(4)}', text)
+    return regenerate_blocks(text, BLOCK, render)[0]
 
 
 def default_record_name(device: torch.device) -> str:

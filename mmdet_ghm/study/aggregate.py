@@ -11,9 +11,10 @@ that page to ``docs/results``).
 """
 import math
 import posixpath
-import re
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence
+
+from mmdet_ghm.utils.doc_blocks import block_pattern, regenerate_blocks
 
 from .variants import VARIANTS
 
@@ -268,8 +269,7 @@ def render_cost_table(study: Dict, prefix: str = 'lite0-') -> str:
     return '\n'.join(lines)
 
 
-BLOCK = re.compile(r'(<!-- study:(?P<group>[\w-]+):begin -->)(?P<body>.*?)'
-                   r'(<!-- study:(?P=group):end -->)', re.S)
+BLOCK = block_pattern('study', r'[\w-]+')
 
 
 def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -> str:
@@ -305,7 +305,7 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
             return render_cost_table(study)
         return render_table(study, group, results)
 
-    return BLOCK.sub(lambda m: f'{m.group(1)}\n{render(m.group("group"))}\n{m.group(4)}', text)
+    return regenerate_blocks(text, BLOCK, render)[0]
 
 
 def plot_study(study: Dict, path: str) -> None:

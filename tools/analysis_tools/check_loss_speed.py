@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import re
 import signal
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from typing import Optional
 import torch
 
 from mmdet_ghm.analysis import loss_benchmark as lb
+from mmdet_ghm.utils.doc_blocks import block_pattern, regenerate_blocks
 
 #: Largest median per-round ratio that passes, per loss: halfway between the
 #: ratios measured with the kernels as they are (quiet and loaded machine)
@@ -141,8 +141,7 @@ def calibrate(runs: int, rounds: int, condition: str, beside: Optional[str],
 
 
 #: The block of ``docs/benchmark.md`` that :func:`render_calibration` fills.
-CALIBRATION_BLOCK = re.compile(
-    r'(<!-- guard:calibration:begin -->)\n(?:.*?\n)?(<!-- guard:calibration:end -->)', re.S)
+CALIBRATION_BLOCK = block_pattern('guard', 'calibration')
 DOCS_PAGE = 'docs/benchmark.md'
 
 
@@ -174,10 +173,11 @@ def render_calibration(record: dict, limits: dict) -> str:
 
 def update_calibration_block(text: str, record: dict, limits: dict) -> str:
     """``text`` with its ``guard:calibration`` block regenerated from ``record``."""
-    if not CALIBRATION_BLOCK.search(text):
+    text, blocks = regenerate_blocks(text, CALIBRATION_BLOCK,
+                                     lambda name: render_calibration(record, limits))
+    if not blocks:
         raise ValueError('no <!-- guard:calibration:begin/end --> block in the page')
-    table = render_calibration(record, limits)
-    return CALIBRATION_BLOCK.sub(lambda m: f'{m.group(1)}\n{table}\n{m.group(2)}', text)
+    return text
 
 
 def main():
