@@ -16,7 +16,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 from mmdet_ghm.utils.doc_blocks import block_pattern, regenerate_blocks
 
-from .variants import VARIANTS
+from .variants import LITE0_PREFIX, REGIMES, VARIANTS
 
 STUDY_SCHEMA = 1
 #: Panels of the plot and table blocks of the pages, in order.
@@ -28,11 +28,13 @@ GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'sha
 #: Name prefix of each regime's grid (:data:`~mmdet_ghm.study.variants.REGIMES`),
 #: by the block that shows it: ``grid`` is the from-scratch tiny R-18 RetinaNet,
 #: ``grid-pretrained`` the ImageNet-pretrained EfficientNet-Lite0 one.
-GRID_PREFIXES = {'grid': '', 'grid-pretrained': 'lite0-pretrained-'}
+GRID_PREFIXES = {'grid': REGIMES['tiny']['prefix'],
+                 'grid-pretrained': REGIMES['lite0-pretrained']['prefix']}
 #: The control of the pretrained regime: (loss key, row title) x recipe, the
 #: pretrained network against the same network from scratch, on the crowns.
 CONTROL_ROWS = (('fl', 'FL'), ('ghm', 'GHM, published'))
-CONTROL_PREFIXES = (('lite0-pretrained-', 'pretrained'), ('lite0-scratch-', 'from scratch'))
+CONTROL_PREFIXES = ((REGIMES['lite0-pretrained']['prefix'], 'pretrained'),
+                    (REGIMES['lite0-scratch']['prefix'], 'from scratch'))
 #: Rows of the data set x recipe table: (loss key, what the row calls it).
 GRID_ROWS = (('ce', 'CE'), ('fl', 'FL'), ('ghm', 'GHM, published'),
              ('ghm-ref', 'GHM, MMDetection reference'), ('ghm-cap10', 'GHM, cap 10'),
@@ -250,7 +252,7 @@ def render_control_table(study: Dict, results: str = 'docs/results') -> str:
     return '\n'.join(lines)
 
 
-def render_cost_table(study: Dict, prefix: str = 'lite0-') -> str:
+def render_cost_table(study: Dict, prefix: str = LITE0_PREFIX) -> str:
     """Markdown table of what the runs of the variants named ``prefix...`` cost:
     seconds per iteration and training minutes (means over seeds), the largest
     peak resident memory."""
@@ -288,9 +290,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
         if group == 'ghm-stats':
             return render_stats_table(study)
         if group.startswith('signature'):
-            from .diagnosis import LITE0_PREFIX, render_signature_detail, render_signature_table
+            from .diagnosis import render_signature_detail, render_signature_table
             rows = study.get('signature') or []
-            if group == 'signature-lite0':
+            if group == 'signature-lite0':  # recorded after the thresholds were set: they test them
                 rows = [r for r in rows if r['variant'].startswith(LITE0_PREFIX)]
             render_rows = (render_signature_detail if group == 'signature-detail'
                            else render_signature_table)

@@ -23,9 +23,6 @@ HARD_SHARE_KEY = 'cls/w_hard_half'
 EASY_FRACTION_KEY = 'cls/easy_frac'
 #: A run "ends far below FL" when its mAP is below this fraction of FL's mean.
 FAR_BELOW = 0.85
-#: Name prefix of the runs of the EfficientNet-Lite0 regimes, recorded after the
-#: thresholds were set on the tiny R-18's runs: the ones that test them.
-LITE0_PREFIX = 'lite0-'
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -30,6 +30,9 @@ EPOCHS = dict(shapes=DEFAULT_EPOCHS, crowns=dict(adamw=60, sgd=120))
 ITERS_PER_EPOCH = dict(shapes=50, crowns=9)
 
 LITE0 = 'configs/{}/retinanet_efficientnet-lite0{}_fpn_{{}}_{}.py'
+#: What every variant name of the EfficientNet-Lite0 RetinaNet starts with
+#: (its two regimes below and the fine-tuning checks).
+LITE0_PREFIX = 'lite0-'
 #: Fine-tuning epochs of the pretrained EfficientNet-Lite0 (the configs' own;
 #: chosen from FL's validation curve, docs/pretrained_backbone.md).
 PRETRAINED_EPOCHS = dict(shapes=dict(adamw=24, sgd=24), crowns=dict(adamw=48, sgd=48))
@@ -42,12 +45,12 @@ REGIMES = {
     'tiny': dict(prefix='', tag='', configs=dict(shapes=SYNTHETIC, crowns=CROWNS),
                  epochs=EPOCHS),
     'lite0-pretrained': dict(
-        prefix='lite0-pretrained-', tag='EfficientNet-Lite0 ImageNet, ',
+        prefix=f'{LITE0_PREFIX}pretrained-', tag='EfficientNet-Lite0 ImageNet, ',
         configs=dict(shapes=LITE0.format('synthetic', '', 'synthetic-shapes'),
                      crowns=LITE0.format('tree_crowns', '', 'tree-crowns')),
         epochs=PRETRAINED_EPOCHS),
     'lite0-scratch': dict(
-        prefix='lite0-scratch-', tag='EfficientNet-Lite0 from scratch, ',
+        prefix=f'{LITE0_PREFIX}scratch-', tag='EfficientNet-Lite0 from scratch, ',
         configs=dict(crowns=LITE0.format('tree_crowns', '-scratch', 'tree-crowns')),
         epochs=EPOCHS),
 }
@@ -253,7 +256,7 @@ def _variants() -> Tuple[Variant, ...]:
     # configs keep them) against the grid's frozen stem and blocks 0-2.
     fl_crowns = grid_variant('crowns', 'adamw', 'fl', 'FL + L1', 'fl', {},
                              regime='lite0-pretrained', group='lite0-tuning')
-    base.append(Variant('lite0-tuning-crowns-fl-unfrozen',
+    base.append(Variant(f'{LITE0_PREFIX}tuning-crowns-fl-unfrozen',
                         fl_crowns.label.replace(', adamw)', ', adamw, no stage frozen)'),
                         fl_crowns.config, dict(fl_crowns.overrides, **{
                             'model.backbone.frozen_stages': -1}),
