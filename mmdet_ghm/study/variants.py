@@ -242,13 +242,19 @@ def _variants() -> Tuple[Variant, ...]:
                                         ('ghm', 'GHM-C + GHM-R (published)', 60))]
     # The pretrained regime (issue 22): every loss of the grid in every data set x
     # recipe cell on the ImageNet-pretrained EfficientNet-Lite0 (groups
-    # 'lite0-pretrained-<dataset>-<recipe>'), and its control, the same network
-    # from scratch, FL and GHM on the crowns with both recipes ('lite0-scratch').
+    # 'lite0-pretrained-<dataset>-<recipe>', each with its cap sweep), and its
+    # control, the same network from scratch, FL and GHM on the crowns with both
+    # recipes ('lite0-scratch').
     for dataset in DATASETS:
         for recipe in ('adamw', 'sgd'):
+            cell = f'lite0-pretrained-{dataset}-{recipe}'
             base += [grid_variant(dataset, recipe, *loss, regime='lite0-pretrained',
-                                  group=f'lite0-pretrained-{dataset}-{recipe}')
-                     for loss in LOSSES]
+                                  group=cell) for loss in LOSSES]
+            # the cap sweep, run (2 seeds) where GHM comes within reach of FL
+            base += [grid_variant(dataset, recipe, f'ghm-cap{cap:g}',
+                                  f'GHM-C + GHM-R, weight cap {cap:g}', 'ghm-cap',
+                                  cap_overrides(cap), regime='lite0-pretrained', group=cell)
+                     for cap in CAP_SWEEP]
     base += [grid_variant('crowns', recipe, *loss, regime='lite0-scratch', group='lite0-scratch')
              for recipe in ('adamw', 'sgd') for loss in LOSSES if loss[0] in ('fl', 'ghm')]
     # What keeping a pretrained crowns run near 20 minutes costs: FL with every

@@ -8,6 +8,7 @@ from mmdet_ghm.study.variants import REGIMES, VARIANTS, grid_variant
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LOSS_KEYS = ('ce', 'fl', 'ghm', 'ghm-cap')
+CAP_KEYS = ('ghm-cap10', 'ghm-cap30', 'ghm-cap300')
 
 
 def _named(prefix):
@@ -16,7 +17,7 @@ def _named(prefix):
 
 def test_the_pretrained_grid_has_every_data_set_recipe_and_loss():
     want = sorted(f'lite0-pretrained-{d}{r}{k}' for d in ('', 'crowns-') for r in ('', 'sgd-')
-                  for k in LOSS_KEYS)
+                  for k in LOSS_KEYS + CAP_KEYS)
     assert _named('lite0-pretrained-') == want
     assert _named('lite0-scratch-') == sorted(
         f'lite0-scratch-crowns-{r}{k}' for r in ('', 'sgd-') for k in ('fl', 'ghm'))
@@ -35,6 +36,12 @@ def test_a_lite0_variant_trains_its_config_with_its_recipe(name):
     key = name.split('-', 3 if v.dataset == 'crowns' else 2)[-1]
     if v.recipe == 'sgd':
         key = key[len('sgd-'):]
+    if key in CAP_KEYS:
+        # the cap sweep: GHM with the cap config's losses, the cap set on both
+        cap = float(key[len('ghm-cap'):])
+        assert (cfg.model.bbox_head.loss_cls.weight_cap,
+                cfg.model.bbox_head.loss_bbox.weight_cap) == (cap, cap)
+        key = 'ghm-cap'
     assert v.config.endswith(f'_fpn_{key}_' + ('tree-crowns.py' if v.dataset == 'crowns'
                                                  else 'synthetic-shapes.py'))
     assert cfg.optim_wrapper.optimizer.type == ('SGD' if v.recipe == 'sgd' else 'AdamW')
