@@ -120,6 +120,11 @@ def cap_overrides(cap: float) -> Dict:
             'model.bbox_head.loss_bbox.weight_cap': cap}
 
 
+#: The cap sweep's loss settings, in the form of :data:`LOSSES`.
+CAP_SWEEP_LOSSES = tuple((f'ghm-cap{cap:g}', f'GHM-C + GHM-R, weight cap {cap:g}', 'ghm-cap',
+                          cap_overrides(cap)) for cap in CAP_SWEEP)
+
+
 def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: str,
                  overrides: Dict, group: str, regime: str = 'tiny') -> Variant:
     """A variant of a data set x recipe grid (see the module docstring for names).
@@ -207,9 +212,8 @@ def _variants() -> Tuple[Variant, ...]:
             cell = f'{dataset}-{recipe}'
             if cell != 'shapes-adamw':
                 base += [grid_variant(dataset, recipe, *loss, group=cell) for loss in LOSSES]
-            base += [grid_variant(dataset, recipe, f'ghm-cap{cap:g}',
-                                  f'GHM-C + GHM-R, weight cap {cap:g}', 'ghm-cap',
-                                  cap_overrides(cap), group='caps') for cap in CAP_SWEEP]
+            base += [grid_variant(dataset, recipe, *loss, group='caps')
+                     for loss in CAP_SWEEP_LOSSES]
     # Is the stretched 1x schedule long enough from scratch? FL at a quarter
     # and half the study's length (with MMDetection's 500 warm-up iterations,
     # as the grid's 120-epoch runs).
@@ -251,10 +255,8 @@ def _variants() -> Tuple[Variant, ...]:
             base += [grid_variant(dataset, recipe, *loss, regime='lite0-pretrained',
                                   group=cell) for loss in LOSSES]
             # the cap sweep, run (2 seeds) where GHM comes within reach of FL
-            base += [grid_variant(dataset, recipe, f'ghm-cap{cap:g}',
-                                  f'GHM-C + GHM-R, weight cap {cap:g}', 'ghm-cap',
-                                  cap_overrides(cap), regime='lite0-pretrained', group=cell)
-                     for cap in CAP_SWEEP]
+            base += [grid_variant(dataset, recipe, *loss, regime='lite0-pretrained',
+                                  group=cell) for loss in CAP_SWEEP_LOSSES]
     base += [grid_variant('crowns', recipe, *loss, regime='lite0-scratch', group='lite0-scratch')
              for recipe in ('adamw', 'sgd') for loss in LOSSES if loss[0] in ('fl', 'ghm')]
     # What keeping a pretrained crowns run near 20 minutes costs: FL with every
