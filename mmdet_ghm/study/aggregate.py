@@ -281,8 +281,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
     (:func:`render_stats_table`), ``grid``, ``grid-pretrained`` and their
     ``-ap50`` forms (:func:`render_grid_table`), ``pretrained-control``
     (:func:`render_control_table`), ``pretrained-cost`` (:func:`render_cost_table`)
-    or ``signature`` / ``signature-detail`` / ``signature-lite0`` (the EfficientNet-Lite0
-    runs only; :mod:`~mmdet_ghm.study.diagnosis`).
+    or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
+    alarms and misses per way of sampling the statistics), each also with ``-lite0``
+    (the EfficientNet-Lite0 runs only; :mod:`~mmdet_ghm.study.diagnosis`).
     ``results`` is the path from the page to ``docs/results``: ``docs/results``
     for the README, ``results`` for ``docs/study.md``.
     """
@@ -290,12 +291,20 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
         if group == 'ghm-stats':
             return render_stats_table(study)
         if group.startswith('signature'):
-            from .diagnosis import render_signature_detail, render_signature_table
+            from .diagnosis import (render_signature_detail, render_signature_errors,
+                                    render_signature_table)
             rows = study.get('signature') or []
-            if group == 'signature-lite0':  # recorded after the thresholds were set: they test them
+            kind = group
+            if group.endswith('-lite0'):  # recorded after the thresholds were set: they test them
                 rows = [r for r in rows if r['variant'].startswith(LITE0_PREFIX)]
-            render_rows = (render_signature_detail if group == 'signature-detail'
-                           else render_signature_table)
+                kind = group[:-len('-lite0')]
+            render_rows = {'signature': render_signature_table,
+                           'signature-detail': render_signature_detail,
+                           'signature-errors': render_signature_errors}.get(kind)
+            if render_rows is None:
+                raise ValueError(f'unknown study block {group!r}: the signature blocks are '
+                                 'signature, signature-detail and signature-errors (each also '
+                                 'with -lite0)')
             return render_rows(rows)
         if group.startswith('grid'):
             regime = group[:-len('-ap50')] if group.endswith('-ap50') else group

@@ -19,9 +19,10 @@ import os.path as osp
 import resource
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-from .records import RECORD_SCHEMA, environment, write_json_atomic
+from .records import (LAST_BATCH_SAMPLING, RECORD_SCHEMA, STATS_SAMPLING_FIELD,
+                      combine_sampling, environment, write_json_atomic)
 
 #: COCO metric keys and the names the records use.
 METRICS = (('bbox_mAP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
@@ -49,7 +50,9 @@ def new_scalar_means(message_hub, seen: Dict[str, int]) -> Dict[str, float]:
     """Means of the GHM statistics logged since the last call (``seen`` is updated).
 
     :class:`~mmdet_ghm.engine.hooks.GHMStatsHook` logs ``train/ghm_<loss>/<key>``
-    at the logger's interval; this averages what it logged during one epoch.
+    once per logging window (each value pooled over the window's iterations,
+    the epoch's last, partial window included); this averages the values it
+    logged during one epoch, each window with equal weight.
     """
     means = {}
     for key, buffer in message_hub.log_scalars.items():
@@ -61,6 +64,14 @@ def new_scalar_means(message_hub, seen: Dict[str, int]) -> Dict[str, float]:
             means[key[len(GHM_STATS_PREFIX):]] = float(values[start:].mean())
         seen[key] = len(values)
     return means
+
+
+def ghm_stats_sampling(runner) -> Optional[str]:
+    """How the run's ``GHMStatsHook`` samples its statistics (its ``SAMPLING``);
+    ``None`` when the run has no such hook or its model no GHM loss."""
+    from mmdet_ghm.engine.hooks import GHMStatsHook
+    hook = next((h for h in runner.hooks if isinstance(h, GHMStatsHook)), None)
+    return hook.SAMPLING if hook is not None and hook.losses else None
 
 
 def resumable_run(cfg, resume_from=None) -> None:
@@ -82,7 +93,11 @@ def make_recorder(progress_path: str, tag: str, echo):
     """A hook that records validation metrics, GHM statistics and timings.
 
     Its state goes into every checkpoint (``RECORDER_KEY``) and comes back
-    when the run resumes from one.
+    when the run resumes from one. ``ghm_stats_sampling`` is how the epochs
+    of ``ghm_stats`` were sampled (:func:`ghm_stats_sampling`; ``'mixed'``
+    when a run resumed across a change of it; ``None`` while there are
+    none); a checkpoint written before the recorder kept it, with
+    statistics, had ``'last-batch'`` ones.
     """
     from mmengine.hooks import Hook
 
@@ -93,6 +108,7 @@ def make_recorder(progress_path: str, tag: str, echo):
         def __init__(self):
             self.val_curve: List[dict] = []
             self.ghm_stats: List[dict] = []
+            self.ghm_stats_sampling: Optional[str] = None
             self.iter_times: List[float] = []
             self.resumed_at: List[int] = []
             self.earlier_wall_s = 0.0
@@ -112,7 +128,8 @@ def make_recorder(progress_path: str, tag: str, echo):
 
         def before_save_checkpoint(self, runner, checkpoint):
             checkpoint[RECORDER_KEY] = dict(
-                val_curve=self.val_curve, ghm_stats=self.ghm_stats, iter_times=self.iter_times,
+                val_curve=self.val_curve, ghm_stats=self.ghm_stats,
+                ghm_stats_sampling=self.ghm_stats_sampling, iter_times=self.iter_times,
                 resumed_at=self.resumed_at, seen=self._seen, wall_s=self.wall_s(),
                 peak_rss_mib=self.peak_rss_mib())
 
@@ -123,6 +140,8 @@ def make_recorder(progress_path: str, tag: str, echo):
                                  f'(it has no {RECORDER_KEY!r})')
             self.val_curve = list(state['val_curve'])
             self.ghm_stats = list(state['ghm_stats'])
+            self.ghm_stats_sampling = state.get(
+                'ghm_stats_sampling', LAST_BATCH_SAMPLING if self.ghm_stats else None)
             self.iter_times = list(state['iter_times'])
             self._seen = dict(state['seen'])
             self.earlier_wall_s = float(state['wall_s'])
@@ -163,6 +182,8 @@ def make_recorder(progress_path: str, tag: str, echo):
             stats = new_scalar_means(runner.message_hub, self._seen)
             if stats:  # runner.epoch counts finished epochs only after this hook
                 self.ghm_stats.append(dict(epoch=runner.epoch + 1, **stats))
+                self.ghm_stats_sampling = combine_sampling(self.ghm_stats_sampling,
+                                                           ghm_stats_sampling(runner))
 
         def after_val_epoch(self, runner, metrics=None):
             point = {name: float(metrics[key]) for name, key in METRICS
@@ -189,12 +210,16 @@ def train_one(spec: dict, echo=print) -> dict:
         stretch_schedule(cfg, spec['epochs'])
     cfg.randomness = dict(seed=spec['seed'], deterministic=False)
     cfg.work_dir = work_dir
-    cfg.launcher = 'none'
+    # 'pytorch' when the runner started this process with torchrun (one per GPU)
+    cfg.launcher = spec.get('launcher', 'none')
     resumable_run(cfg, spec.get('resume_from'))
     runner = Runner.from_cfg(cfg)
     recorder = make_recorder(osp.join(work_dir, 'progress.json'), spec['tag'], echo)
     runner.register_hook(recorder)
     runner.train()
+    from mmengine.dist import get_rank
+    if get_rank() != 0:  # distributed: rank 0 writes the record
+        return {}
     wall = recorder.wall_s()
     times = recorder.iter_times[1:] or recorder.iter_times  # skip start-up
     final = recorder.val_curve[-1] if recorder.val_curve else {}
@@ -215,11 +240,16 @@ def train_one(spec: dict, echo=print) -> dict:
         train_wall_s=wall,
         resumed_at_epochs=recorder.resumed_at,
         peak_rss_mib=recorder.peak_rss_mib(),
+        # this attempt's peak of GPU memory allocated by tensors (None on CPU)
+        peak_gpu_mib=(torch.cuda.max_memory_allocated() / 2**20
+                      if torch.cuda.is_available() else None),
         concurrent_jobs=spec['jobs'],
         data=spec['data'],
         code=spec['code'],
         env=environment(),
     )
+    if recorder.ghm_stats and recorder.ghm_stats_sampling is not None:
+        record[STATS_SAMPLING_FIELD] = recorder.ghm_stats_sampling
     write_json_atomic(spec['record_path'], record)
     return record
 

@@ -6,10 +6,16 @@ weight share of the regions with ``g >= 0.5`` and the fraction of its
 elements in the easiest region, to how far the run ended below the Focal Loss
 run of the same setting (same head, data set, recipe, outlier rate and
 length: :func:`baseline_key`). The signature tables of ``docs/study.md``
-(:func:`render_signature_table`, :func:`render_signature_detail`) are
-generated from it, and the thresholds
+(:func:`render_signature_table`, :func:`render_signature_detail`,
+:func:`render_signature_errors`) are generated from it, and the thresholds
 :class:`~mmdet_ghm.engine.hooks.GHMStatsHook` warns at are the ones these
 tables support (:func:`~mmdet_ghm.engine.hooks.ghm_stats_hook.shows_low_ap_signature`).
+
+The statistics of a record were sampled one of two ways (its
+``ghm_stats_sampling``, :func:`~mmdet_ghm.study.records.stats_sampling`):
+pooled over every iteration of each logging window, or, in the records
+written before that, from the one batch of each logging iteration. The
+signature's errors are counted for each separately.
 """
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -18,11 +24,20 @@ from mmdet_ghm.engine.hooks.ghm_stats_hook import (LATE_EASY_FRACTION_THRESHOLD,
                                                    LATE_FRACTION, LATE_HARD_SHARE_THRESHOLD,
                                                    shows_low_ap_signature)
 
+from .records import LAST_BATCH_SAMPLING, MIXED_SAMPLING, WINDOW_SAMPLING, stats_sampling
+
 #: Statistics of GHM-C (the ``cls`` loss) read by :func:`late_mean`.
 HARD_SHARE_KEY = 'cls/w_hard_half'
 EASY_FRACTION_KEY = 'cls/easy_frac'
 #: A run "ends far below FL" when its mAP is below this fraction of FL's mean.
 FAR_BELOW = 0.85
+#: How :func:`render_signature_errors` names each way of sampling the statistics.
+SAMPLING_TITLES = {
+    WINDOW_SAMPLING: 'every iteration of each logging window (`window`)',
+    MIXED_SAMPLING: 'resumed across the change, epochs of both kinds (`mixed`)',
+    LAST_BATCH_SAMPLING: 'one batch per logging iteration (older records, no '
+                         '`ghm_stats_sampling`)',
+}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -67,7 +82,8 @@ def is_focal_baseline(spec: dict) -> bool:
 
 
 def signature_rows(records: Sequence[dict]) -> List[Dict]:
-    """Per GHM run: late hard share and easy fraction, mAP and its FL baseline's mean mAP.
+    """Per GHM run: late hard share and easy fraction, mAP and its FL baseline's mean
+    mAP, and how its statistics were sampled (``sampling``).
 
     Runs without a recorded FL baseline are left out.
     """
@@ -88,7 +104,8 @@ def signature_rows(records: Sequence[dict]) -> List[Dict]:
         rows.append(dict(variant=record['variant'], seed=record['seed'], share=share,
                          easy=late_mean(record, EASY_FRACTION_KEY),
                          bbox_mAP=record['bbox_mAP'], fl=fl,
-                         ratio=record['bbox_mAP'] / fl if fl else None))
+                         ratio=record['bbox_mAP'] / fl if fl else None,
+                         sampling=stats_sampling(record)))
     return sorted(rows, key=lambda r: (r['variant'], r['seed']))
 
 
@@ -136,4 +153,53 @@ def render_signature_detail(rows: Sequence[Dict]) -> str:
         lines.append(f'| `{name}` | {len(group)} | {_mean([r["share"] for r in group]):.2f} | '
                      + (f'{_mean(easy):.2f}' if easy else '–')
                      + f' | {_mean([r["ratio"] for r in group]):.2f} |')
+    return '\n'.join(lines)
+
+
+def _runs_list(group: Sequence[Dict]) -> str:
+    counts: Dict[str, int] = {}
+    for row in group:
+        counts[row['variant']] = counts.get(row['variant'], 0) + 1
+    return ', '.join(f'`{name}`' + (f' ×{n}' if n > 1 else '')
+                     for name, n in sorted(counts.items()))
+
+
+def _errors(group: Sequence[Dict], of: int) -> str:
+    return f'{len(group)} of {of}' + (f': {_runs_list(group)}' if group else '')
+
+
+def render_signature_errors(rows: Sequence[Dict],
+                            hard_threshold: float = LATE_HARD_SHARE_THRESHOLD,
+                            easy_threshold: float = LATE_EASY_FRACTION_THRESHOLD) -> str:
+    """Markdown: the signature's false alarms and misses, per way of sampling the statistics.
+
+    A false alarm is a run (:func:`signature_rows`) with a sign that ended at
+    :data:`FAR_BELOW` of its FL baseline's mAP or above; a miss, a run
+    without one that ended below. One row for the window-sampled records and
+    one for the older one-batch ones (each said to be empty when it is), one
+    for ``'mixed'`` records when there are any. Runs whose FL baseline has
+    no mAP (0) are not counted.
+    """
+    lines = ['| statistics logged | runs | with a sign | false alarms: a sign, ended at '
+             f'{FAR_BELOW:.0%} of FL or above | without a sign | misses: no sign, ended below '
+             f'{FAR_BELOW:.0%} of FL |', '| --- | ---: | ---: | --- | ---: | --- |']
+    for sampling in (WINDOW_SAMPLING, MIXED_SAMPLING, LAST_BATCH_SAMPLING):
+        group = [r for r in rows if r.get('sampling', LAST_BATCH_SAMPLING) == sampling
+                 and r['ratio'] is not None]
+        title = SAMPLING_TITLES[sampling]
+        if not group:
+            if sampling == MIXED_SAMPLING:
+                continue
+            none = ('no runs with window statistics recorded yet' if sampling == WINDOW_SAMPLING
+                    else 'no such runs')
+            lines.append(f'| {title} | 0 | – | {none} | – | – |')
+            continue
+        shows = [shows_low_ap_signature(r['share'], r.get('easy'), hard_threshold,
+                                        easy_threshold) for r in group]
+        sign = [r for r, s in zip(group, shows) if s]
+        quiet = [r for r, s in zip(group, shows) if not s]
+        alarms = [r for r in sign if r['ratio'] >= FAR_BELOW]
+        misses = [r for r in quiet if r['ratio'] < FAR_BELOW]
+        lines.append(f'| {title} | {len(group)} | {len(sign)} | {_errors(alarms, len(sign))} '
+                     f'| {len(quiet)} | {_errors(misses, len(quiet))} |')
     return '\n'.join(lines)

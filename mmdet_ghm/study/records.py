@@ -4,6 +4,14 @@ A record is written once, atomically, when a run has finished; its presence
 is what makes the runner skip that run on the next invocation. Records are
 small (no loss curves) so that they can be committed and the study extended
 later, on another machine, instead of repeated.
+
+A GHM run's record has ``ghm_stats`` (per epoch, the means of the statistics
+``GHMStatsHook`` logged) and ``ghm_stats_sampling``, which says what each
+logged value covers (:func:`stats_sampling`): ``'window'``, every training
+iteration of its logging window, pooled; ``'mixed'``, a run resumed across
+the change, with epochs of both kinds. Records written before the field
+existed have none: their hook logged the one batch of each logging
+iteration (``'last-batch'``).
 """
 import datetime
 import json
@@ -18,6 +26,37 @@ from .data_sets import build_data_set, describe_data, portable
 #: Bumped when a record's layout changes incompatibly. 2: no absolute paths
 #: (data sets by id and annotation hashes; see :func:`migrate_record`).
 RECORD_SCHEMA = 2
+
+#: The record field that says how ``ghm_stats`` were sampled, and its values.
+STATS_SAMPLING_FIELD = 'ghm_stats_sampling'
+WINDOW_SAMPLING = 'window'         # GHMStatsHook.SAMPLING: every iteration of each window
+LAST_BATCH_SAMPLING = 'last-batch'  # older records (no field): one batch per logging iteration
+MIXED_SAMPLING = 'mixed'           # resumed across the change: epochs of both kinds
+STATS_SAMPLINGS = (WINDOW_SAMPLING, MIXED_SAMPLING, LAST_BATCH_SAMPLING)
+
+
+def stats_sampling(record: dict) -> str:
+    """How the record's ``ghm_stats`` were sampled (one of :data:`STATS_SAMPLINGS`).
+
+    ``'last-batch'`` for a record without the field (written before it
+    existed). ``ValueError`` naming the value when it is none of these.
+    """
+    value = record.get(STATS_SAMPLING_FIELD, LAST_BATCH_SAMPLING)
+    if value not in STATS_SAMPLINGS:
+        raise ValueError(f'{STATS_SAMPLING_FIELD} must be one of {STATS_SAMPLINGS}, got '
+                         f'{value!r} (record of {record.get("variant")} seed '
+                         f'{record.get("seed")})')
+    return value
+
+
+def combine_sampling(earlier: Optional[str], current: Optional[str]) -> Optional[str]:
+    """The sampling of a run's statistics when epochs sampled ``current`` follow
+    epochs sampled ``earlier`` (``None``: no statistics)."""
+    if earlier is None or earlier == current:
+        return current
+    if current is None:
+        return earlier
+    return MIXED_SAMPLING
 
 
 def record_path(records_dir: str, variant: str, seed: int) -> str:

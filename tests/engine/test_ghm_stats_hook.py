@@ -1,6 +1,8 @@
 """GHMStatsHook: real training run (text log, scalars.json, TensorBoard), values
-against a direct computation, no host copies between logging iterations, and
-the losses with statistics under torch.compile(fullgraph=True)."""
+against a direct computation pooled over every iteration of each logging
+window (the epoch's partial last window included), no host copies between
+logging iterations, and the losses with statistics under
+torch.compile(fullgraph=True)."""
 import json
 import re
 import types
@@ -28,7 +30,13 @@ BASE = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
 # --------------------------------------------------------------------------
 
 def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
-    """Counts, weight share, final EMA and total weights of one iteration's loss calls."""
+    """Counts, weight share, final EMA and total weights of ``calls``, in order.
+
+    ``calls``: the ``(pred, target, weight)`` of every loss call of one
+    iteration, or of every iteration of a window one after the other
+    (:func:`window_calls`); ``acc_sum``: the EMA before the first of them.
+    Counts and weights are summed over the calls, the share is of their total.
+    """
     bins = len(edges) - 1
     counts_total, weight_total = np.zeros(bins), np.zeros(bins)
     density = acc_sum.double().numpy().copy() if acc_sum is not None else None
@@ -59,6 +67,13 @@ def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
     return counts_total, weight_total / weight_total.sum(), density, weight_total
 
 
+def window_calls(per_iter, steps, name):
+    """The loss calls of module ``name`` in the iterations ``steps`` (a window), in order,
+    and the EMA before the first of them."""
+    calls = [call for step in steps for call in per_iter[step][0][name]]
+    return calls, per_iter[steps[0]][1][name]
+
+
 class Recorder(Hook):
     """Inputs of every GHM loss call, per iteration, and the EMA before it."""
     priority = 'VERY_HIGH'
@@ -85,15 +100,21 @@ class Recorder(Hook):
         self.per_iter[runner.iter + 1] = (self.calls, self.start_acc)
 
 
+#: The logging windows of the ``trained`` run: logged step -> its iterations.
+#: Steps 2 and 4 are the logger's; step 5, the epoch's partial last window, the
+#: logger skips (ignore_last=True, 5 > 2 iterations), and the hook logs.
+WINDOWS = {2: (1, 2), 4: (3, 4), 5: (5,)}
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    """A 4-iteration GHM training run with the hook, logger interval 2."""
+    """A 5-iteration GHM training run with the hook, logger interval 2."""
     import os
     old = os.environ.get('MMDET_GHM_COMPILE')
     os.environ['MMDET_GHM_COMPILE'] = '0'
     root = tmp_path_factory.mktemp('ghm_stats')
     data_root = str(root / 'data') + '/'
-    ensure_synthetic_shapes(data_root, seed=0, num_train=8, num_val=2)
+    ensure_synthetic_shapes(data_root, seed=0, num_train=10, num_val=2)
     cfg = Config.fromfile(BASE)
     cfg.merge_from_dict({
         'model.bbox_head.loss_cls': dict(_delete_=True, type='GHMCLoss', bins=30,
@@ -102,7 +123,7 @@ def trained(tmp_path_factory):
                                           momentum=0.7, loss_weight=10.0),
         'train_dataloader.batch_size': 2,
         'train_dataloader.dataset.data_root': data_root,
-        'train_dataloader.dataset.generator_cfg': dict(seed=0, num_train=8, num_val=2),
+        'train_dataloader.dataset.generator_cfg': dict(seed=0, num_train=10, num_val=2),
         'train_dataloader.dataset.pipeline': [
             dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
             dict(type='Resize', scale=(128, 128), keep_ratio=True),
@@ -124,6 +145,7 @@ def trained(tmp_path_factory):
     recorder = Recorder()
     runner.register_hook(recorder)
     runner.train()
+    assert sorted(recorder.per_iter) == [1, 2, 3, 4, 5]
     if old is None:
         del os.environ['MMDET_GHM_COMPILE']
     else:
@@ -140,7 +162,7 @@ def test_summary_scalars_in_text_log_and_scalars_json(trained):
     runner, _ = trained
     log_text = open(f'{runner.log_dir}/{runner.timestamp}.log').read()
     lines = [line for line in log_text.splitlines() if 'Epoch(train)' in line]
-    assert len(lines) == 2  # iterations 2 and 4
+    assert len(lines) == 2  # iterations 2 and 4; the logger skips the partial window (5)
     for line in lines:
         for key in ('ghm_cls/regions', 'ghm_cls/w_easy', 'ghm_cls/w_hard',
                     'ghm_bbox/regions', 'ghm_bbox/easy_frac', 'ghm_cls/w_hard_half',
@@ -151,48 +173,64 @@ def test_summary_scalars_in_text_log_and_scalars_json(trained):
     logged = [r for r in records if 'ghm_cls/w_easy' in r]
     assert [r['step'] for r in logged] == [2, 4]
     per_region = [r for r in records if 'ghm/bbox_head.loss_cls/count_00' in r]
-    assert [r['step'] for r in per_region] == [2, 4]
+    assert [r['step'] for r in per_region] == [2, 4, 5]  # the hook logs the partial window
+    assert [r['ghm/window_iters'] for r in per_region] == [2, 2, 1]
     assert set(r for r in per_region[0] if r.startswith('ghm/bbox_head.loss_bbox/density_')) \
         == {f'ghm/bbox_head.loss_bbox/density_{j:02d}' for j in range(10)}
     assert _json_lines(f'{runner.log_dir}/vis_data/ghm_stats.json') == per_region
 
 
-def test_logged_histogram_equals_direct_computation(trained):
+def test_logged_histogram_equals_direct_computation_pooled_over_the_window(trained):
     runner, recorder = trained
     records = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/ghm_stats.json')}
-    summaries = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/scalars.json')
-                 if 'ghm_cls/w_easy' in r}
+    assert sorted(records) == sorted(WINDOWS)
     head = runner.model.bbox_head
-    for step in (2, 4):
-        calls, start_acc = recorder.per_iter[step]
-        for name, module, kind, short in (('bbox_head.loss_cls', head.loss_cls, 'cls', 'cls'),
-                                          ('bbox_head.loss_bbox', head.loss_bbox, 'reg', 'bbox')):
-            assert len(calls[name]) == 3  # one call per FPN level
+    hub = runner.message_hub
+    for (name, module, kind, short) in (('bbox_head.loss_cls', head.loss_cls, 'cls', 'cls'),
+                                        ('bbox_head.loss_bbox', head.loss_bbox, 'reg', 'bbox')):
+        # the summaries of every window, the partial one included, in the message hub
+        history = {key: list(hub.get_scalar(f'train/ghm_{short}/{key}').data[0])
+                   for key in ('regions', 'easy_frac', 'w_easy', 'w_hard', 'w_hard_half',
+                               'beta_max')}
+        assert all(len(values) == len(WINDOWS) for values in history.values()), history
+        for i, (step, steps) in enumerate(WINDOWS.items()):
+            calls, start_acc = window_calls(recorder.per_iter, steps, name)
+            assert len(calls) == 3 * len(steps)  # one call per FPN level and iteration
             counts, share, density, weights = direct_stats(
-                calls[name], module.edges, module.momentum, start_acc[name], kind)
+                calls, module.edges, module.momentum, start_acc, kind)
+            # pooling matters: the window's last iteration alone has fewer elements
+            last_calls, last_acc = window_calls(recorder.per_iter, steps[-1:], name)
+            last = direct_stats(last_calls, module.edges, module.momentum, last_acc, kind)[0]
+            assert (counts.sum() > last.sum()) == (len(steps) > 1)
             rec = records[step]
+            assert rec['ghm/window_iters'] == len(steps)
             got = lambda f: np.array([rec[f'ghm/{name}/{f}_{j:02d}']  # noqa: E731
                                       for j in range(module.bins)])
             np.testing.assert_array_equal(got('count'), counts)
             np.testing.assert_allclose(got('weight_share'), share, rtol=1e-5, atol=1e-9)
             np.testing.assert_allclose(got('density'), density, rtol=1e-5)
             expected = summarize(counts, share)
-            summary = summaries[step]
-            assert summary[f'ghm_{short}/regions'] == expected['regions'] == (counts > 0).sum()
-            assert summary[f'ghm_{short}/easy_frac'] == pytest.approx(counts[0] / counts.sum())
-            assert summary[f'ghm_{short}/w_easy'] == pytest.approx(share[0], rel=1e-5)
+            assert history['regions'][i] == expected['regions'] == (counts > 0).sum()
+            assert history['easy_frac'][i] == pytest.approx(counts[0] / counts.sum())
+            assert history['w_easy'][i] == pytest.approx(share[0], rel=1e-5)
             hard = np.flatnonzero(counts)[-1]
             assert rec[f'ghm/{name}/hard_region'] == hard
-            assert summary[f'ghm_{short}/w_hard'] == pytest.approx(share[hard], rel=1e-5)
+            assert history['w_hard'][i] == pytest.approx(share[hard], rel=1e-5)
             hard_half = module.edges[:-1].numpy() >= 0.5
             assert 0 < hard_half.sum() < module.bins
-            assert summary[f'ghm_{short}/w_hard_half'] == pytest.approx(
-                share[hard_half].sum(), rel=1e-5)
-            assert summary[f'ghm_{short}/beta_max'] == pytest.approx(
+            assert history['w_hard_half'][i] == pytest.approx(share[hard_half].sum(), rel=1e-5)
+            assert history['beta_max'][i] == pytest.approx(
                 (weights[counts > 0] / counts[counts > 0]).max(), rel=1e-5)
+    # the text log's summaries (steps 2 and 4) are the message hub's
+    summaries = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/scalars.json')
+                 if 'ghm_cls/w_easy' in r}
+    assert sorted(summaries) == [2, 4]
+    cls_easy = list(hub.get_scalar('train/ghm_cls/w_easy').data[0])
+    assert [summaries[2]['ghm_cls/w_easy'], summaries[4]['ghm_cls/w_easy']] == pytest.approx(
+        cls_easy[:2])
     # the last logged density is the EMA the model ends with
     np.testing.assert_allclose(
-        [records[4][f'ghm/bbox_head.loss_cls/density_{j:02d}'] for j in range(30)],
+        [records[5][f'ghm/bbox_head.loss_cls/density_{j:02d}'] for j in range(30)],
         head.loss_cls.acc_sum.numpy(), rtol=1e-6)
 
 
@@ -207,9 +245,9 @@ def test_tensorboard_gets_scalars_and_histograms(trained):
     assert 'ghm/bbox_head.loss_bbox/weight_share_09' in tags['scalars']
     assert [e.step for e in acc.Scalars('ghm_bbox/w_hard')] == [2, 4]
     hist = acc.Histograms('ghm/bbox_head.loss_cls/regions')
-    assert [h.step for h in hist] == [2, 4]
+    assert [h.step for h in hist] == [2, 4, 5]
     records = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/ghm_stats.json')}
-    counts = [records[4][f'ghm/bbox_head.loss_cls/count_{j:02d}'] for j in range(30)]
+    counts = [records[5][f'ghm/bbox_head.loss_cls/count_{j:02d}'] for j in range(30)]
     assert list(hist[-1].histogram_value.bucket) == counts
     assert hist[-1].histogram_value.num == sum(counts)
 
@@ -285,8 +323,98 @@ def test_no_host_copy_between_logging_iterations(eager_kernels, monkeypatch):
         for key, field in (('w_hard_half', 'hard_half_share'), ('beta_max', 'beta_max')):
             assert hub.get_scalar(f'train/ghm_{name}/{key}').current() == pytest.approx(
                 float(summary[field]))
-        # only this iteration's statistics: counts of one call
-        assert counts.sum() == (120 if name == 'cls' else 80)
+        # the window's statistics: the calls of its three iterations (3, 4 and 5)
+        assert counts.sum() == 3 * (120 if name == 'cls' else 80)
+
+
+def test_windows_pool_every_iteration_and_the_partial_last_one_is_logged(eager_kernels):
+    """Two epochs of 7 iterations, interval 3: the logger logs iterations 3 and 6 of each
+    epoch and skips the 7th (ignore_last, 7 > 3); the hook logs it, alone, as a window."""
+    model = Model()
+    runner = fake_runner(model, interval=3, iters=7)
+    runner.message_hub = MessageHub.get_instance('ghm_stats_hook_windows')
+    runner.max_iters = 14
+    hook = GHMStatsHook()
+    hook.before_train(runner)
+    assert runner.hooks[0].ignore_last
+    assert [hook.is_logging_iter(runner, i) for i in range(7)] == [
+        False, False, True, False, False, True, False]
+    assert [hook.is_window_end(runner, i) for i in range(7)] == [
+        False, False, True, False, False, True, True]
+    inputs = {}
+    for epoch in range(2):
+        hook.before_train_epoch(runner)
+        for batch_idx in range(7):
+            step = 7 * epoch + batch_idx + 1
+            runner.iter = step - 1
+            # a different number of elements per iteration: the counts tell which were pooled
+            n = 10 * step
+            cls = (torch.randn(n, 3) * step, torch.randint(0, 4, (n,)), torch.ones(n))
+            reg = (torch.randn(n, 4) * 0.05, torch.zeros(n, 4), torch.ones(n, 4))
+            inputs[step] = dict(cls=[cls], reg=[reg], acc=model.head.loss_cls.acc_sum.clone())
+            hook.before_train_iter(runner, batch_idx)
+            model.head.loss_cls(*cls)
+            model.head.loss_bbox(*reg)
+            hook.after_train_iter(runner, batch_idx)
+    windows = {3: (1, 2, 3), 6: (4, 5, 6), 7: (7,), 10: (8, 9, 10), 13: (11, 12, 13),
+               14: (14,)}
+    assert [step for step, _ in runner.visualizer.calls] == list(windows)
+    logged = dict(runner.visualizer.calls)
+    hub = runner.message_hub
+    for name, path, module, kind in (('cls', 'head.loss_cls', model.head.loss_cls, 'cls'),
+                                     ('bbox', 'head.loss_bbox', model.head.loss_bbox, 'reg')):
+        easy = list(hub.get_scalar(f'train/ghm_{name}/easy_frac').data[0])
+        w_hard_half = list(hub.get_scalar(f'train/ghm_{name}/w_hard_half').data[0])
+        beta_max = list(hub.get_scalar(f'train/ghm_{name}/beta_max').data[0])
+        assert len(easy) == len(w_hard_half) == len(beta_max) == len(windows)
+        for i, (step, steps) in enumerate(windows.items()):
+            calls = [call for s in steps for call in inputs[s][kind]]
+            start_acc = inputs[steps[0]]['acc'] if kind == 'cls' else None
+            counts, share, density, weights = direct_stats(
+                calls, module.edges, module.momentum, start_acc, kind)
+            elements = sum(10 * s * (3 if kind == 'cls' else 4) for s in steps)
+            assert counts.sum() == elements
+            record = logged[step]
+            assert record['ghm/window_iters'] == len(steps)
+            got = lambda f: np.array([record[f'ghm/{path}/{f}_{j:02d}']  # noqa: E731
+                                      for j in range(module.bins)])
+            np.testing.assert_array_equal(got('count'), counts)
+            np.testing.assert_allclose(got('weight_share'), share, rtol=1e-5, atol=1e-9)
+            # the EMA at the window's end; without momentum (GHM-R here) the window's counts
+            np.testing.assert_allclose(got('density'), counts if density is None else density,
+                                       rtol=1e-5)
+            assert easy[i] == pytest.approx(counts[0] / counts.sum())
+            hard_half = module.edges[:-1].numpy() >= 0.5
+            assert w_hard_half[i] == pytest.approx(share[hard_half].sum(), rel=1e-5, abs=1e-9)
+            assert beta_max[i] == pytest.approx(
+                (weights[counts > 0] / counts[counts > 0]).max(), rel=1e-5)
+
+
+def test_warning_reads_the_pooled_window(eager_kernels):
+    """The signature in 3 of the 4 iterations of the last window: its last iteration alone
+    is clean, the window is not."""
+    model = Model()
+    runner = fake_runner(model, interval=4, iters=20)
+    runner.logger = ListLogger()
+    hook = GHMStatsHook(warn_window=0.2)   # late: the window logged at step 20
+    hook.before_train(runner)
+    _drive(hook, runner, model, 16, 0.0)
+    for batch_idx in range(16, 20):
+        runner.iter = batch_idx
+        hook.before_train_iter(runner, batch_idx)
+        logits = torch.full((400, 1), -8.0)
+        if batch_idx < 19:
+            logits[:120] = float(torch.logit(torch.tensor(0.3)))
+        model.head.loss_cls(logits, torch.ones(400, dtype=torch.long), torch.ones(400))
+        hook.after_train_iter(runner, batch_idx)
+    hook.after_train(runner)
+    # (3 * 280 + 400) / 1600 of the window's elements in the easiest region, no g >= 0.5
+    assert hook._late == {'head.loss_cls': [(0.0, pytest.approx(0.775))]}
+    messages = _warnings(runner)
+    assert len(messages) == 1, messages
+    assert messages[0].startswith('GHMStatsHook: over the last 20% of training (1 logged '
+                                  'window, 4 iterations), head.loss_cls had only 0.78 of its '
+                                  'elements in the easiest region')
 
 
 def test_losses_with_statistics_compile_with_fullgraph(eager_kernels):
@@ -360,10 +488,12 @@ def test_no_sync_between_logging_iterations_on_cuda(kernel_mode):
     hook = GHMStatsHook()
     hook.before_train(runner)
     labels = torch.randint(0, 4, (500,), device='cuda')
+    start_acc = model.head.loss_cls.acc_sum.cpu()
+    calls = []
     for batch_idx in range(3):
         runner.iter = batch_idx
         logits = torch.randn(500, 3, device='cuda')
-        start_acc = model.head.loss_cls.acc_sum.clone()
+        calls.append((logits.cpu(), labels.cpu(), torch.ones(500)))
         torch.cuda.synchronize()
         if batch_idx < 2:  # the first call compiles; iterations 0 and 1 are not logged
             torch.cuda.set_sync_debug_mode('error')
@@ -374,15 +504,14 @@ def test_no_sync_between_logging_iterations_on_cuda(kernel_mode):
         finally:
             torch.cuda.set_sync_debug_mode('default')
     assert [step for step, _ in runner.visualizer.calls] == [3]
-    # the logged values are those of the last iteration's call alone
+    # the logged values pool the calls of the window's three iterations
     logged = runner.visualizer.calls[0][1]
     loss = model.head.loss_cls
-    counts, share, density = direct_stats([(logits.cpu(), labels.cpu(), torch.ones(500))],
-                                          loss.edges.cpu(), loss.momentum, start_acc.cpu(),
+    counts, share, density = direct_stats(calls, loss.edges.cpu(), loss.momentum, start_acc,
                                           'cls')[:3]
     got = lambda path, field, bins: np.array(  # noqa: E731
         [logged[f'ghm/{path}/{field}_{j:02d}'] for j in range(bins)])
-    assert counts.sum() == 1500
+    assert counts.sum() == 3 * 1500 and logged['ghm/window_iters'] == 3
     np.testing.assert_array_equal(got('head.loss_cls', 'count', 10), counts)
     np.testing.assert_allclose(got('head.loss_cls', 'weight_share', 10), share, rtol=1e-5,
                                atol=1e-9)
@@ -452,7 +581,7 @@ def test_warns_once_on_the_low_ap_signature(eager_kernels, fraction, g, signs):
     # one warning, for GHM-C only, from the last 10 % of training: iterations 19 and 20
     assert len(messages) == 1, messages
     assert messages[0].startswith('GHMStatsHook: over the last 10% of training (2 logged '
-                                  'iterations), head.loss_cls ')
+                                  'windows, 2 iterations), head.loss_cls ')
     for sign in (HARD, EASY):
         assert (sign in messages[0]) == (sign in signs), messages[0]
     assert 'weight_cap=100.0' in messages[0]

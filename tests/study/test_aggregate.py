@@ -206,3 +206,44 @@ def test_signature_block_of_the_lite0_runs_leaves_the_tiny_runs_out():
                                '<!-- study:signature-lite0:end -->', study)
     assert '| yes | 1 | `lite0-pretrained-crowns-ghm` | 0.31 (0.31 – 0.31) | 1 of 1 |' in page
     assert '`crowns-ghm`' not in page and '| no | 0 |' in page
+
+
+def test_signature_error_blocks_split_by_sampling_and_by_network():
+    records = []
+    for net, prefix in (('tiny-r18', ''), ('efficientnet-lite0', 'lite0-pretrained-')):
+        for loss, seed, m_ap, share, sampling in (('fl', 0, 0.1, None, None),
+                                                  ('ghm', 0, 0.02, 0.3, None),
+                                                  ('ghm', 1, 0.03, 0.1, 'window'),
+                                                  ('ghm', 2, 0.09, 0.3, 'window')):
+            stats = None if share is None else [dict(epoch=e, **{'cls/w_hard_half': share})
+                                                for e in range(1, 11)]
+            record = make_record(f'{prefix}crowns-{loss}', seed, [(10, m_ap)], stats=stats)
+            record.update(epochs=10, variant_spec=dict(
+                name=record['variant'], label=loss, config=config_for(loss, net),
+                dataset='crowns'))
+            if sampling:
+                record['ghm_stats_sampling'] = sampling
+            records.append(record)
+    study = aggregate(records)
+    assert [(r['variant'], r['sampling']) for r in study['signature']][:3] == [
+        ('crowns-ghm', 'last-batch'), ('crowns-ghm', 'window'), ('crowns-ghm', 'window')]
+    page = update_study_blocks('<!-- study:signature-errors:begin -->\n'
+                               '<!-- study:signature-errors:end -->\n'
+                               '<!-- study:signature-errors-lite0:begin -->\n'
+                               '<!-- study:signature-errors-lite0:end -->', study)
+    every, lite0 = page.split('<!-- study:signature-errors-lite0:begin -->')
+    # per network: window seed 1 missed (no sign, 0.3 of FL), seed 2 a false alarm (0.9)
+    assert ('| every iteration of each logging window (`window`) | 4 | 2 | 2 of 2: '
+            '`crowns-ghm`, `lite0-pretrained-crowns-ghm` | 2 | 2 of 2: `crowns-ghm`, '
+            '`lite0-pretrained-crowns-ghm` |') in every
+    assert '(older records, no `ghm_stats_sampling`) | 2 | 2 | 0 of 2 | 0 | 0 of 0 |' in every
+    assert ('| every iteration of each logging window (`window`) | 2 | 1 | 1 of 1: '
+            '`lite0-pretrained-crowns-ghm` | 1 | 1 of 1: `lite0-pretrained-crowns-ghm` |') in lite0
+    assert '`crowns-ghm`' not in lite0
+    with pytest.raises(ValueError, match="'signature-errors-tiny'"):
+        update_study_blocks('<!-- study:signature-errors-tiny:begin -->\n'
+                            '<!-- study:signature-errors-tiny:end -->', study)
+
+
+def config_for(loss, net):
+    return f'configs/tree_crowns/retinanet_{net}_fpn_{loss}_tree-crowns.py'

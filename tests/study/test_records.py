@@ -77,3 +77,20 @@ def test_committed_records_keep_no_absolute_path():
         with open(path) as f:
             absolute = [s for s in _strings(json.load(f)) if s.startswith(('/', '~'))]
         assert not absolute, f'{osp.relpath(path, repo)} keeps absolute paths: {absolute[:3]}'
+
+
+def test_stats_sampling_of_a_record_and_of_a_resumed_run():
+    from mmdet_ghm.engine.hooks import GHMStatsHook
+    from mmdet_ghm.study.records import combine_sampling, stats_sampling
+    assert GHMStatsHook.SAMPLING == 'window'
+    assert stats_sampling(dict(variant='ghm', seed=0)) == 'last-batch'  # older: no field
+    assert stats_sampling(dict(ghm_stats_sampling='window')) == 'window'
+    assert stats_sampling(dict(ghm_stats_sampling='mixed')) == 'mixed'
+    with pytest.raises(ValueError, match=r"'per-batch' \(record of ghm seed 3\)"):
+        stats_sampling(dict(variant='ghm', seed=3, ghm_stats_sampling='per-batch'))
+    assert combine_sampling(None, 'window') == 'window'
+    assert combine_sampling('window', 'window') == 'window'
+    assert combine_sampling('last-batch', 'window') == 'mixed'
+    assert combine_sampling('mixed', 'window') == 'mixed'
+    assert combine_sampling('window', None) == 'window'
+    assert combine_sampling(None, None) is None

@@ -25,6 +25,10 @@ REGION_SUMMARY_KEYS = {'w_hard_half': 'hard_half_share', 'beta_max': 'beta_max'}
 LATE_FRACTION = 0.1
 LATE_HARD_SHARE_THRESHOLD = 0.25
 LATE_EASY_FRACTION_THRESHOLD = 0.8
+#: How :class:`GHMStatsHook` samples the training iterations (its ``SAMPLING``):
+#: every iteration of each logging window, pooled. The study's records say so in
+#: ``ghm_stats_sampling`` (:mod:`mmdet_ghm.study.records`).
+WINDOW_SAMPLING = 'window'
 
 
 def shows_low_ap_signature(hard_share: float, easy_fraction: Optional[float],
@@ -82,8 +86,10 @@ def summarize(counts: np.ndarray, weight_share: np.ndarray) -> Dict[str, float]:
 
 
 def low_ap_warning(path: str, share: float, easy: float, n: int, window: float,
-                   hard_threshold: float, easy_threshold: float) -> str:
-    """The text of :class:`GHMStatsHook`'s warning."""
+                   hard_threshold: float, easy_threshold: float,
+                   iters: Optional[int] = None) -> str:
+    """The text of :class:`GHMStatsHook`'s warning (``n`` logged windows of ``iters``
+    training iterations in all)."""
     signs = []
     if share >= hard_threshold:
         signs.append(f'put {share:.2f} of its weight on examples with g >= 0.5 '
@@ -91,23 +97,53 @@ def low_ap_warning(path: str, share: float, easy: float, n: int, window: float,
     if easy < easy_threshold:
         signs.append(f'had only {easy:.2f} of its elements in the easiest region, i.e. has '
                      f'not learned to dismiss the background (threshold {easy_threshold:g})')
-    return (f'GHMStatsHook: over the last {window:.0%} of training ({n} logged iterations), '
-            f'{path} ' + ' and '.join(signs) + '. In the mmdet-ghm study every GHM-C run '
-            'with this signature ended far below Focal Loss (docs/study.md, "A warning for '
-            'the low-AP runs"). Try weight_cap=100.0 in GHMCLoss and GHMRLoss or a longer '
-            'schedule, and compare with a Focal Loss run.')
+
+    def plural(k, word):
+        return f'{k} {word}' + ('' if k == 1 else 's')
+    pooled = f', {plural(iters, "iteration")}' if iters is not None else ''
+    return (f'GHMStatsHook: over the last {window:.0%} of training '
+            f'({plural(n, "logged window")}{pooled}), {path} ' + ' and '.join(signs)
+            + '. In the mmdet-ghm study every GHM-C run with this signature ended far below '
+            'Focal Loss (docs/study.md, "A warning for the low-AP runs"). Try '
+            'weight_cap=100.0 in GHMCLoss and GHMRLoss or a longer schedule, and compare '
+            'with a Focal Loss run.')
 
 
 @HOOKS.register_module()
 class GHMStatsHook(Hook):
     """Log the region histogram and harmonizing weights of every GHM loss.
 
-    Before each training iteration the statistics accumulator of every
-    :class:`~mmdet_ghm.losses.harmonized_loss.HarmonizedLoss` in the model
-    (``GHMCLoss``, ``GHMRLoss``) is zeroed on the device; at logging
-    iterations the accumulated statistics of that iteration (all FPN levels
-    together) are copied to the host in one transfer and logged. Other
-    iterations add no host synchronisation.
+    The statistics logged at an iteration cover its whole **logging window**:
+    every training iteration since the previous logging iteration of the
+    same epoch (or since the epoch began), the logging iteration included.
+    At the first iteration of each window (the iteration after a logged one,
+    and the first iteration of every epoch) the statistics accumulator of
+    every :class:`~mmdet_ghm.losses.harmonized_loss.HarmonizedLoss` in the
+    model (``GHMCLoss``, ``GHMRLoss``) is zeroed on the device; the losses
+    then add the counts and weights of every call (all FPN levels, all
+    iterations of the window) to it, and at the window's last iteration the
+    pooled statistics are copied to the host in one transfer and logged.
+    The other iterations add no host synchronisation.
+
+    A window ends at each of the ``LoggerHook``'s logging iterations and at
+    the last iteration of every epoch. The epoch's last, partial window is
+    always logged (message hub and visualizer), also when the logger skips
+    it (``ignore_last=True`` and more than ``interval`` iterations per
+    epoch), so that every training iteration is in exactly one logged
+    window: the text log then has no line for it, but the message hub's
+    history (which the study's per-epoch ``ghm_stats`` average) and the
+    visualizer's files have it. Loss calls between two iterations of a
+    window (none in MMDetection's loops, whose validation runs after the
+    epoch) would count in it too.
+
+    Pooled over the window means: counts are summed over its iterations;
+    weight shares are shares of the window's total harmonizing weight;
+    ``beta_max`` is the largest total weight over count of any region, i.e.
+    per region the count-weighted mean of its ``beta`` over the calls
+    (:meth:`~mmdet_ghm.losses.harmonized_loss.HarmonizedLoss.region_summary`);
+    the density is the EMA at the window's end (without momentum: the
+    window's counts). ``SAMPLING`` (``'window'``) names this; before it,
+    the hook logged the one batch of each logging iteration.
 
     Logged per loss module (module path ``P``, e.g. ``bbox_head.loss_cls``,
     and short name ``S``, e.g. ``cls``):
@@ -119,28 +155,31 @@ class GHMStatsHook(Hook):
       region: the last non-empty one, i.e. the largest gradient norm seen),
       ``.../w_hard_half`` (share in the regions of ``g >= 0.5``) and
       ``.../beta_max`` (largest weight per element of any region, in units
-      of the uniform CE weight);
+      of the uniform CE weight), all pooled over the window;
     * through the visualizer (``scalars.json``, ``ghm_stats.json`` and
       TensorBoard, not the text log), per region ``j``: ``ghm/P/count_j``,
       ``ghm/P/weight_share_j``, ``ghm/P/density_j`` (the EMA density,
       bias-corrected with ``ema_bias_correction``, or the counts without
-      momentum) and ``ghm/P/hard_region``; TensorBoard also
-      gets the region histogram ``ghm/P/regions``.
+      momentum) and ``ghm/P/hard_region``, and ``ghm/window_iters`` (the
+      number of iterations the window pooled); TensorBoard also gets the
+      region histogram ``ghm/P/regions``.
 
     Under distributed training each rank logs its own statistics (rank 0's
     reach the log files).
 
     At the end of training it warns once per GHM-C module that shows the
-    study's low-AP signature, averaged over the logging iterations of the
-    last ``warn_window`` of training: a weight share of ``g >= 0.5``
-    (``w_hard_half``) of ``warn_hard_share`` or more, or a fraction of the
-    elements in the easiest region (``easy_frac``) under
-    ``warn_easy_fraction``. In the study that signature went with runs far
+    study's low-AP signature, averaged over the logged windows of the last
+    ``warn_window`` of training (those whose logging iteration lies in it;
+    each window's value pooled as above, the windows' values then averaged
+    with equal weight, as the study averages them per epoch): a weight
+    share of ``g >= 0.5`` (``w_hard_half``) of ``warn_hard_share`` or more,
+    or a fraction of the elements in the easiest region (``easy_frac``)
+    under ``warn_easy_fraction``. In the study that signature went with runs far
     below Focal Loss; the warning says what to try.
 
     Args:
         interval (int, optional): log every ``interval`` training iterations
-            (and at the end of each epoch unless the logger ignores it).
+            and at the end of each epoch: the windows' length.
             Defaults to the ``LoggerHook``'s interval, so the summary
             scalars are fresh whenever the logger prints.
         warn_hard_share (float, optional): the warning's threshold on
@@ -153,6 +192,8 @@ class GHMStatsHook(Hook):
     """
 
     priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL) in after_train_iter
+    #: What the logged statistics sample (the study's ``ghm_stats_sampling``).
+    SAMPLING = WINDOW_SAMPLING
 
     def __init__(self, interval: Optional[int] = None,
                  warn_hard_share: Optional[float] = LATE_HARD_SHARE_THRESHOLD,
@@ -174,8 +215,13 @@ class GHMStatsHook(Hook):
         self.warn_hard_share = warn_hard_share
         self.warn_easy_fraction = float(warn_easy_fraction)
         self.warn_window = float(warn_window)
-        # per GHM-C module: (w_hard_half, easy_frac) at the late logging iterations
+        # per GHM-C module: (w_hard_half, easy_frac) of the late logged windows
         self._late: Dict[str, List[Tuple[float, float]]] = {}
+        self._late_iters = 0  # the training iterations those windows pooled
+        # host-side state of the window: zero the accumulators at the next
+        # iteration, and the iterations accumulated since they were zeroed
+        self._window_due = True
+        self._window_iters = 0
         self.ignore_last = True
         self.losses: List[Tuple[str, HarmonizedLoss]] = []
         self.names: Dict[str, str] = {}
@@ -202,21 +248,40 @@ class GHMStatsHook(Hook):
                                       'processor\'s mean_pattern; it will be averaged.')
             self._edges[path] = [min(float(e), 1.0) for e in module.edges.tolist()]
         self._late = {path: [] for path, module in self.losses if isinstance(module, GHMCLoss)}
+        self._late_iters = 0
+        self._window_due = True
         runner.logger.info('GHMStatsHook: logging ' + ', '.join(
             f'{path} as ghm_{self.names[path]}' for path, _ in self.losses) +
             f' every {self.interval} iterations')
 
+    def before_train_epoch(self, runner) -> None:
+        """Start a new window with the epoch."""
+        self._window_due = True
+
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        """Zero the accumulators (device ops, no sync)."""
+        """At the first iteration of a window, zero the accumulators (device ops, no sync)."""
+        if not self._window_due:
+            return
         for _, module in self.losses:
             module.reset_region_stats()
+        self._window_due = False
+        self._window_iters = 0
 
     def is_logging_iter(self, runner, batch_idx: int) -> bool:
-        """Whether this iteration is logged (the ``LoggerHook``'s rule)."""
+        """Whether the ``LoggerHook`` logs this iteration (its rule).
+
+        The hook logs its statistics at :meth:`is_window_end`, which adds the
+        epoch's last iteration where the logger skips it.
+        """
         if self.every_n_inner_iters(batch_idx, self.interval):
             return True
         return (self.end_of_epoch(runner.train_dataloader, batch_idx)
                 and (not self.ignore_last or len(runner.train_dataloader) <= self.interval))
+
+    def is_window_end(self, runner, batch_idx: int) -> bool:
+        """Whether this iteration ends a window: a logging iteration or the epoch's last."""
+        return (self.every_n_inner_iters(batch_idx, self.interval)
+                or self.end_of_epoch(runner.train_dataloader, batch_idx))
 
     def read_stats(self) -> Dict[str, Dict[str, np.ndarray]]:
         """Statistics of every loss module, copied to the host in one transfer."""
@@ -240,12 +305,18 @@ class GHMStatsHook(Hook):
         return out
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        """At logging iterations, log the statistics of this iteration."""
-        if not self.losses or not self.is_logging_iter(runner, batch_idx):
+        """At the end of a window, log its statistics and start the next window."""
+        if not self.losses:
             return
+        self._window_iters += 1
+        if not self.is_window_end(runner, batch_idx):
+            return
+        self._window_due = True
         step = runner.iter + 1
         late = step > (1 - self.warn_window) * runner.max_iters
-        per_region = {}
+        if late:
+            self._late_iters += self._window_iters
+        per_region = {'ghm/window_iters': self._window_iters}
         for path, stats in self.read_stats().items():
             summary = summarize(stats['counts'], stats['weight_share'])
             if late and path in self._late:
@@ -275,7 +346,7 @@ class GHMStatsHook(Hook):
                                       self.warn_easy_fraction):
                 runner.logger.warning(low_ap_warning(
                     path, share, easy, len(late), self.warn_window, self.warn_hard_share,
-                    self.warn_easy_fraction))
+                    self.warn_easy_fraction, self._late_iters))
 
     def _add_tensorboard_histogram(self, runner, path: str, counts: np.ndarray,
                                    step: int) -> None:
