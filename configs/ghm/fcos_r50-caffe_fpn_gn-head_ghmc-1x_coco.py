@@ -13,8 +13,10 @@
 # The box loss stays FCOS's IoU loss on decoded boxes: GHM-R harmonizes the
 # ASL1 loss of box deltas and does not apply to it (README).
 # Not trained on COCO by this project yet.
-_base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
-
+_base_ = [
+    'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    '../_base_/losses/loss_settings.py',
+]
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 # generator states in every checkpoint: --resume continues exactly
 custom_hooks = [dict(type='RNGStateHook')]
@@ -23,10 +25,4 @@ model = dict(
     bbox_head=dict(
         type='GHMFCOSHead',
         cls_loss_per_level=True,
-        loss_cls=dict(
-            _delete_=True,
-            type='GHMCLoss',
-            bins=30,
-            momentum=0.75,
-            use_sigmoid=True,
-            loss_weight=1.0)))
+        loss_cls=dict(_delete_=True, **_base_.ghmc)))

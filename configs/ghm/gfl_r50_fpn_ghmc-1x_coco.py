@@ -12,20 +12,16 @@
 # harmonizes the ASL1 loss of box deltas and does not apply to them (README).
 # GHMCLoss takes that (labels, scores) target and the weight= keyword
 # (tests/losses/test_ghm_c_quality.py); not trained on COCO by this project yet.
-_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
-
+_base_ = [
+    'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+    '../_base_/losses/loss_settings.py',
+]
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 # generator states in every checkpoint: --resume continues exactly
 custom_hooks = [dict(type='RNGStateHook')]
 
 model = dict(
     bbox_head=dict(
-        loss_cls=dict(
-            _delete_=True,
-            type='GHMCLoss',
-            bins=30,
-            momentum=0.75,
-            use_sigmoid=True,
-            loss_weight=1.0)))
+        loss_cls=dict(_delete_=True, **_base_.ghmc)))
 
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+optim_wrapper = dict(clip_grad=_base_.ghm_clip_grad)

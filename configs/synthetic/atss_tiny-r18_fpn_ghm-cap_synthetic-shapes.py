@@ -3,4 +3,4 @@
 # GHM help?'; retinanet_tiny-r18_fpn_ghm-cap_synthetic-shapes.py says why
 # 100).
 _base_ = './atss_tiny-r18_fpn_ghm_synthetic-shapes.py'
-model = dict(bbox_head=dict(loss_cls=dict(weight_cap=100.0)))
+model = dict(bbox_head=dict(loss_cls=dict(weight_cap=_base_.ghm_weight_cap)))

@@ -6,6 +6,7 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/synthetic_shapes.py',
     '../_base_/schedules/synthetic_adamw_30e.py',
+    '../_base_/losses/loss_settings.py',
 ]
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 model = dict(
@@ -20,11 +21,9 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=32, featmap_strides=[8, 16, 32]),
         bbox_head=dict(
             in_channels=32, fc_out_channels=128, num_classes=5,
-            loss_cls=dict(
-                _delete_=True, type='GHMCLoss', use_sigmoid=False, bins=30, momentum=0.75,
-                loss_weight=1.0))),
+            loss_cls=dict(_delete_=True, **_base_.ghmc_softmax))),
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300),
                    rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+optim_wrapper = dict(clip_grad=_base_.ghm_clip_grad)

@@ -6,15 +6,12 @@
 # fcos_tiny-r18_fpn_ghm_synthetic-shapes.py inherits it and changes only the
 # head type. The box loss stays FCOS's IoU loss: GHM-R is for delta
 # regression (README).
-_base_ = './fcos_tiny-r18_fpn_fl_synthetic-shapes.py'
+_base_ = [
+    './fcos_tiny-r18_fpn_fl_synthetic-shapes.py',
+    '../_base_/losses/loss_settings.py',
+]
 model = dict(
     bbox_head=dict(
-        loss_cls=dict(
-            _delete_=True,
-            type='GHMCLoss',
-            bins=30,
-            momentum=0.75,
-            use_sigmoid=True,
-            loss_weight=1.0)))
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
-custom_hooks = [dict(type='GHMStatsHook'), dict(type='RNGStateHook')]
+        loss_cls=dict(_delete_=True, **_base_.ghmc)))
+optim_wrapper = dict(clip_grad=_base_.ghm_clip_grad)
+custom_hooks = _base_.ghm_custom_hooks

@@ -5,15 +5,12 @@
 # labelled class as its soft target (g = |sigmoid(x) - score|), with the
 # density per level and one shared EMA. The box losses stay GFL's (GIoU and
 # distribution focal loss): GHM-R is for delta regression (README).
-_base_ = './gfl_tiny-r18_fpn_qfl_synthetic-shapes.py'
+_base_ = [
+    './gfl_tiny-r18_fpn_qfl_synthetic-shapes.py',
+    '../_base_/losses/loss_settings.py',
+]
 model = dict(
     bbox_head=dict(
-        loss_cls=dict(
-            _delete_=True,
-            type='GHMCLoss',
-            bins=30,
-            momentum=0.75,
-            use_sigmoid=True,
-            loss_weight=1.0)))
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
-custom_hooks = [dict(type='GHMStatsHook'), dict(type='RNGStateHook')]
+        loss_cls=dict(_delete_=True, **_base_.ghmc)))
+optim_wrapper = dict(clip_grad=_base_.ghm_clip_grad)
+custom_hooks = _base_.ghm_custom_hooks

@@ -14,5 +14,5 @@
 _base_ = './retinanet_tiny-r18_fpn_ghm_synthetic-shapes.py'
 model = dict(
     bbox_head=dict(
-        loss_cls=dict(weight_cap=100.0),
-        loss_bbox=dict(weight_cap=100.0)))
+        loss_cls=dict(weight_cap=_base_.ghm_weight_cap),
+        loss_bbox=dict(weight_cap=_base_.ghm_weight_cap)))

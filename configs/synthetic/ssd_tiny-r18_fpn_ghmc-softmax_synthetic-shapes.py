@@ -5,6 +5,7 @@
 _base_ = [
     '../_base_/datasets/synthetic_shapes.py',
     '../_base_/schedules/synthetic_adamw_30e.py',
+    '../_base_/losses/loss_settings.py',
 ]
 custom_imports = dict(imports=['mmdet_ghm'], allow_failed_imports=False)
 model = dict(
@@ -29,8 +30,7 @@ model = dict(
             min_sizes=[12, 24, 48], max_sizes=[24, 48, 96]),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
                         target_stds=[0.1, 0.1, 0.2, 0.2]),
-        loss_cls=dict(type='GHMCLoss', use_sigmoid=False, bins=30, momentum=0.75,
-                      loss_weight=1.0)),
+        loss_cls=_base_.ghmc_softmax),
     train_cfg=dict(
         assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
                       min_pos_iou=0., ignore_iof_thr=-1, gt_max_assign_all=False),
@@ -39,4 +39,4 @@ model = dict(
     test_cfg=dict(nms_pre=1000, nms=dict(type='nms', iou_threshold=0.45), min_bbox_size=0,
                   score_thr=0.02, max_per_img=100))
 
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+optim_wrapper = dict(clip_grad=_base_.ghm_clip_grad)
