@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from .data_sets import build_data_set, data_settings, describe_data, portable, run_overrides
 from .records import code_state, read_record, record_path
 from .run_lock import RunLock, try_lock
-from .variants import Variant
+from .variants import CONFIG_DATA, Variant
 
 
 class StudyError(Exception):
@@ -78,6 +78,8 @@ def prepare_data(runs: Sequence[Run], quick: bool, data_dir: Optional[str], echo
     """
     described = {}
     for run in runs:
+        if run.variant.dataset == CONFIG_DATA:  # the config's own data: the caller's
+            continue
         set_id, root, params = data_settings(run.variant, quick, data_dir)
         if root in described or run.done:
             continue
@@ -88,6 +90,18 @@ def prepare_data(runs: Sequence[Run], quick: bool, data_dir: Optional[str], echo
         except (ValueError, FileExistsError, OSError) as error:
             raise StudyError(f'cannot prepare the data set {root}: {error}') from None
     return described
+
+
+def relative_paths(value, base: str):
+    """``value`` with the paths under ``base`` written relative to it."""
+    prefix = base.rstrip(os.sep) + os.sep
+    if isinstance(value, str):
+        return osp.relpath(value, base) if value.startswith(prefix) else value
+    if isinstance(value, dict):
+        return {key: relative_paths(item, base) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [relative_paths(item, base) for item in value]
+    return value
 
 
 def new_attempt_dir(parent: str) -> str:
@@ -184,6 +198,12 @@ class GridOptions:
     stall_timeout: float = 900.0
     status_every: float = 60.0
     command: Callable[[str], List[str]] = child_command
+    #: the checkout whose commit the records give (default: ``root``)
+    code_root: Optional[str] = None
+    #: the record's ``data`` of runs on their config's own data (``CONFIG_DATA``)
+    config_data: Optional[Dict] = None
+    #: MMEngine's launcher in the training process (``none`` or ``pytorch``)
+    launcher: str = 'none'
 
 
 def _claim(run: Run, echo) -> bool:
@@ -207,17 +227,24 @@ def _claim(run: Run, echo) -> bool:
 
 
 def _start(run: Run, options: GridOptions, data: Dict, code: Dict, env: Dict, echo) -> None:
-    set_id, root, params = data_settings(run.variant, options.quick, options.data_dir)
     parent = osp.join(options.work_dir, run.variant.name, f'seed{run.seed}')
     epochs = options.epochs or (1 if options.quick else run.variant.epochs)
-    overrides = run_overrides(run.variant.dataset, root, params, options.quick)
-    overrides.update(run.variant.overrides)
+    if run.variant.dataset == CONFIG_DATA:
+        overrides = dict(run.variant.overrides)
+        record_overrides = relative_paths(overrides, options.root)
+        run_data = options.config_data
+    else:
+        set_id, root, params = data_settings(run.variant, options.quick, options.data_dir)
+        overrides = run_overrides(run.variant.dataset, root, params, options.quick)
+        overrides.update(run.variant.overrides)
+        record_overrides = portable(overrides, root, set_id)
+        run_data = data[root]
     spec = dict(
         tag=run.tag, variant=run.variant.describe(), seed=run.seed,
         config=osp.join(options.root, run.variant.config), config_rel=run.variant.config,
-        overrides=overrides, record_overrides=portable(overrides, root, set_id),
+        overrides=overrides, record_overrides=record_overrides,
         epochs=epochs, record_path=osp.abspath(run.record), threads=options.threads,
-        jobs=options.jobs, data=data[root], code=code)
+        jobs=options.jobs, data=run_data, code=code, launcher=options.launcher)
     spec['resume_from'] = resume_checkpoint(parent, spec)
     if spec['resume_from']:
         echo(f'[{run.tag}] resuming from {spec["resume_from"]}')
@@ -288,7 +315,7 @@ def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]
     if not pending:
         return []
     data = prepare_data(pending, options.quick, options.data_dir, echo)
-    code = code_state(options.root)
+    code = code_state(options.code_root or options.root)
     if code.get('dirty'):
         echo('warning: mmdet_ghm/, configs/ or tools/ have uncommitted changes; the records '
              'will say so (dirty: true)')

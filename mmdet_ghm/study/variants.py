@@ -21,6 +21,9 @@ from .recipes import DEFAULT_EPOCHS, recipe_overrides, sgd_warmup_iters
 SYNTHETIC = 'configs/synthetic/retinanet_tiny-r18_fpn_{}_synthetic-shapes.py'
 CROWNS = 'configs/tree_crowns/retinanet_tiny-r18_fpn_{}_tree-crowns.py'
 DATASETS = ('shapes', 'crowns')
+#: The ``dataset`` of a variant that trains on its config's own data, untouched
+#: (``tools/compare_losses.py``: a user's config).
+CONFIG_DATA = 'config'
 #: Epochs per data set and recipe (the crowns set is ~6x smaller per epoch).
 EPOCHS = dict(shapes=DEFAULT_EPOCHS, crowns=dict(adamw=60, sgd=120))
 # (the SGD step recipe needs 120 epochs on the synthetic set and on the crowns,
@@ -75,7 +78,7 @@ class Variant:
             missing labels, misplaced boxes); ``None``: the set's default (1 %).
         epochs: training epochs; ``None``: the config's (30).
         group: the table / plot panel the variant belongs to.
-        dataset: ``shapes`` or ``crowns``.
+        dataset: ``shapes``, ``crowns`` or ``config`` (the config's own data).
         recipe: ``adamw`` or ``sgd`` (its overrides are part of ``overrides``).
     """
 
@@ -90,9 +93,9 @@ class Variant:
     recipe: str = 'adamw'
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
+        if self.dataset not in DATASETS + (CONFIG_DATA,):
             raise ValueError(f'variant {self.name!r}: unknown dataset {self.dataset!r}; '
-                             f'known: {", ".join(DATASETS)}')
+                             f'known: {", ".join(DATASETS + (CONFIG_DATA,))}')
         if self.noise is not None and self.dataset != 'shapes':
             raise ValueError(f'variant {self.name!r}: noise is a setting of the synthetic '
                              f'set only, got noise={self.noise} on {self.dataset!r}')
