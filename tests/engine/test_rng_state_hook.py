@@ -10,6 +10,7 @@ import os.path as osp
 import pickle
 import random
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmdet_ghm.engine.hooks.rng_state_hook import CHECKPOINT_KEY, InexactResumeWarning
+from mmdet_ghm.engine.hooks.rng_state_hook import (CHECKPOINT_KEY, InexactResumeWarning,
+                                                   RNGStateHook)
 from mmdet_ghm.engine.rng_state import (capture_rng_states, restore_rng_states,
                                         worker_seed)
 from mmdet_ghm.engine.worker_seeding import EpochWorkerInit
@@ -73,6 +75,52 @@ def test_worker_seed_depends_on_every_part_and_is_stable():
     assert _draws() == first
     EpochWorkerInit(seed=0, epoch=3, rank=0)(1)
     assert _draws() != first
+
+
+class _WorkerDraws(torch.utils.data.Dataset):
+    """Two items, each a draw from Python's, NumPy's and torch's generators of the worker."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return torch.tensor([random.random(), np.random.rand(), torch.rand(()).item()],
+                            dtype=torch.float64)
+
+
+def _draws_seeded_by(init):
+    """What a worker seeded by ``init`` draws for ``_WorkerDraws``' two items."""
+    states = capture_rng_states()
+    init(0)
+    draws = torch.stack([_WorkerDraws()[i] for i in range(2)])
+    restore_rng_states(states)
+    return draws
+
+
+def test_each_epoch_seeds_its_workers_from_that_epoch():
+    """Epoch ``e``'s (persistent) worker draws what ``EpochWorkerInit(seed, e, rank)`` gives.
+
+    One worker, started and stopped once per epoch by the hook: cheap even
+    on 2 cores. Seeding every epoch alike (a constant epoch) would make the
+    epochs draw the same numbers, and a run resumed at epoch ``e`` would
+    then still match the uninterrupted run, so only this test sees it.
+    """
+    loader = torch.utils.data.DataLoader(_WorkerDraws(), batch_size=2, num_workers=1,
+                                         persistent_workers=True)
+    runner = SimpleNamespace(train_loop=SimpleNamespace(dataloader=loader), seed=7, rank=0,
+                             epoch=0, iter=0)
+    hook = RNGStateHook()
+    drawn = []
+    for epoch in (0, 1, 2, 1):
+        runner.epoch = epoch
+        hook.before_train_epoch(runner)
+        drawn.append(torch.cat(list(loader)))
+    assert not torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[1], drawn[2])
+    for epoch, draws in zip((0, 1, 2, 1), drawn):
+        assert torch.equal(draws, _draws_seeded_by(EpochWorkerInit(seed=7, epoch=epoch, rank=0))
+                           ), f'epoch {epoch}'
+    assert torch.equal(drawn[3], drawn[1])  # a restarted epoch draws its numbers again
+    loader._iterator._shutdown_workers()
 
 
 CONFIG = '''
