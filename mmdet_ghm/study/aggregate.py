@@ -24,7 +24,8 @@ GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'sha
           'crowns-adamw', 'crowns-sgd', 'caps', 'recipe-check', 'crowns-tuning',
           'crowns-longer', 'lite0-pretrained-shapes-adamw', 'lite0-pretrained-shapes-sgd',
           'lite0-pretrained-crowns-adamw', 'lite0-pretrained-crowns-sgd', 'lite0-scratch',
-          'lite0-tuning')
+          'lite0-tuning', 'lite0-corrected-crowns-adamw', 'lite0-corrected-crowns-sgd',
+          'lite0-ablation')
 #: Name prefix of each regime's grid (:data:`~mmdet_ghm.study.variants.REGIMES`),
 #: by the block that shows it: ``grid`` is the from-scratch tiny R-18 RetinaNet,
 #: ``grid-pretrained`` the ImageNet-pretrained EfficientNet-Lite0 one.

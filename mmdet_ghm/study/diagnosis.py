@@ -17,6 +17,7 @@ pooled over every iteration of each logging window, or, in the records
 written before that, from the one batch of each logging iteration. The
 signature's errors are counted for each separately.
 """
+import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -63,21 +64,45 @@ def late_hard_share(record: dict, fraction: float = LATE_FRACTION) -> Optional[f
     return late_mean(record, HARD_SHARE_KEY, fraction)
 
 
+#: Override keys that belong to the recipe (its optimizer and schedule, named
+#: by the spec's ``recipe``), not to the set-up a run shares with its FL run.
+RECIPE_KEYS = ('optim_wrapper', 'param_scheduler')
+
+
+def is_loss_override(key: str) -> bool:
+    """Whether an override changes the loss (or the hooks that come with it)."""
+    return 'loss_cls' in key or 'loss_bbox' in key or key == 'custom_hooks'
+
+
+def setup_overrides(spec: dict) -> str:
+    """The overrides of a run's set-up, beyond its config and recipe, as sorted JSON.
+
+    Loss overrides and the recipe's own keys are left out: a GHM run of the
+    corrected crowns set-up (clipping and ignored crowns for every loss) and
+    of its ablation factors (larger anchors, ...) is compared with the FL runs
+    of the same set-up, not with those of another.
+    """
+    setup = {k: v for k, v in (spec.get('overrides') or {}).items()
+             if not is_loss_override(k) and k not in RECIPE_KEYS}
+    return json.dumps(setup, sort_keys=True)
+
+
 def baseline_key(spec: dict, epochs) -> Tuple:
     """What a run shares with the FL run it is compared with.
 
     The detector and its backbone (the config name's first two parts, e.g.
     ``retinanet_tiny-r18`` or ``retinanet_efficientnet-lite0``), the data
-    set, the recipe, the outlier rate and the number of epochs.
+    set, the recipe, the outlier rate, the number of epochs and the set-up
+    overrides (:func:`setup_overrides`).
     """
     head = '_'.join(osp.basename(spec['config']).split('_')[:2])
     return (head, spec.get('dataset', 'shapes'), spec.get('recipe', 'adamw'),
-            spec.get('noise'), epochs)
+            spec.get('noise'), epochs, setup_overrides(spec))
 
 
 def is_focal_baseline(spec: dict) -> bool:
-    """An FL run without further changes (the config is a ``_fl_`` one, no loss overrides)."""
-    loss_overrides = [k for k in spec.get('overrides', {}) if k.startswith('model.')]
+    """An FL run without further changes to its loss (a ``_fl_`` config, no loss overrides)."""
+    loss_overrides = [k for k in spec.get('overrides', {}) if is_loss_override(k)]
     return '_fl_' in osp.basename(spec['config']) and not loss_overrides
 
 

@@ -13,6 +13,7 @@ Grids of another network or initialisation (:data:`REGIMES`) put theirs in
 front: ``lite0-pretrained-crowns-sgd-ghm`` is the ImageNet-pretrained
 EfficientNet-Lite0, ``lite0-scratch-crowns-fl`` the same network from scratch.
 """
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -56,7 +57,25 @@ REGIMES = {
         prefix=f'{LITE0_PREFIX}scratch-', tag='EfficientNet-Lite0 from scratch, ',
         configs=dict(crowns=LITE0.format('tree_crowns', '-scratch', 'tree-crowns')),
         epochs=EPOCHS),
+    # issue 35: the pretrained crowns cells with nothing but the loss differing
+    # between the losses of a cell (CORRECTED_CROWNS)
+    'lite0-corrected': dict(
+        prefix=f'{LITE0_PREFIX}corrected-', tag='EfficientNet-Lite0 ImageNet, corrected, ',
+        configs=dict(crowns=LITE0.format('tree_crowns', '', 'tree-crowns')),
+        epochs=PRETRAINED_EPOCHS),
 }
+
+#: The corrected tree-crowns set-up (issue 35), on top of a recipe. Clipping:
+#: every loss of a cell clips the gradient at norm 35, as MMDetection's
+#: RetinaNet 1x recipe does (the SGD recipe here already clips every loss; with
+#: AdamW only the GHM configs clipped). Ignored crowns: the border-cut crowns
+#: (``iscrowd=1``, loaded with ``ignore_flag=1``, about a fifth of the train
+#: annotations) are ignored by the assigner (an anchor whose IoF with one is
+#: 0.5 or more is neither positive nor negative), instead of training the
+#: anchors on them as background.
+IGNORE_CROWDS = {'model.train_cfg.assigner.ignore_iof_thr': 0.5}
+CLIP_35 = {'optim_wrapper.clip_grad': dict(max_norm=35, norm_type=2)}
+CORRECTED_CROWNS = dict(adamw=dict(CLIP_35, **IGNORE_CROWDS), sgd=dict(IGNORE_CROWDS))
 
 # The published GHM-R settings (MMDetection's configs/ghm), reused by the
 # ablations that pair GHM-R with another classification loss.
@@ -113,6 +132,13 @@ LOSSES = (('ce', 'CE + L1', 'ce', {}),
           ('fl', 'FL + L1', 'fl', {}),
           ('ghm', 'GHM-C + GHM-R (published)', 'ghm', {}),
           ('ghm-cap', 'GHM-C + GHM-R, weight cap 100', 'ghm-cap', {}))
+#: The hooks of a GHM config (statistics, exact resume), for a variant that
+#: puts a GHM loss into a config without them.
+GHM_HOOKS = [dict(type='GHMStatsHook'), dict(type='RNGStateHook')]
+#: GHM's two halves, each beside the other half's baseline (as ``LOSSES``).
+HALVES = (('ghmc-l1', 'GHM-C + L1', 'ghm', {'model.bbox_head.loss_bbox': L1}),
+          ('fl-ghmr', 'FL + GHM-R', 'fl', {'model.bbox_head.loss_bbox': GHM_R,
+                                           'custom_hooks': GHM_HOOKS}))
 #: The weight caps of the sweep (100 is ``ghm-cap``, none is ``ghm``).
 CAP_SWEEP = (10.0, 30.0, 300.0)
 
@@ -126,6 +152,41 @@ def cap_overrides(cap: float) -> Dict:
 #: The cap sweep's loss settings, in the form of :data:`LOSSES`.
 CAP_SWEEP_LOSSES = tuple((f'ghm-cap{cap:g}', f'GHM-C + GHM-R, weight cap {cap:g}', 'ghm-cap',
                           cap_overrides(cap)) for cap in CAP_SWEEP)
+
+
+#: The crowns train pipeline without its scale jitter and random crop (the
+#: rest as ``configs/_base_/datasets/tree_crowns.py``).
+CROWNS_PIPELINE_NO_JITTER = [
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PhotoMetricDistortion', brightness_delta=24, contrast_range=(0.8, 1.2),
+         saturation_range=(0.8, 1.2), hue_delta=8),
+    dict(type='RandomFlip', prob=[0.25, 0.25, 0.25],
+         direction=['horizontal', 'vertical', 'diagonal']),
+    dict(type='PackDetInputs')]
+#: The factor ablation on the tree crowns (issue 35): one set-up factor at a
+#: time away from the corrected AdamW set-up, each for FL and published GHM.
+#: key -> (what the label says, overrides, epochs or None for the cell's).
+ABLATION_FACTORS = {
+    'anchors3': ('anchors twice as large (octave_base_scale 3: 24-38 px on P3)',
+                 {'model.bbox_head.anchor_generator.octave_base_scale': 3.0}, None),
+    'p3-p7': ('five FPN levels, P3-P7',
+              {'model.neck.num_outs': 5, 'model.neck.add_extra_convs': 'on_input',
+               'model.bbox_head.anchor_generator.strides': [8, 16, 32, 64, 128]}, None),
+    'no-jitter': ('no scale jitter or random crop',
+                  {'train_dataloader.dataset.pipeline': CROWNS_PIPELINE_NO_JITTER}, None),
+    'batch8': ('batch 8', {'train_dataloader.batch_size': 8}, None),
+    '96e': ('96 epochs', {}, 96),
+    'crowds-as-background': ('border-cut crowns trained as background',
+                             {'model.train_cfg.assigner.ignore_iof_thr': -1}, None),
+    'no-clip': ('no gradient clipping', {'optim_wrapper.clip_grad': None}, None),
+}
+#: GHM-side factors of the ablation (published GHM only).
+GHM_ABLATION_FACTORS = {
+    'momentum0': ('no momentum', {'model.bbox_head.loss_cls.momentum': 0.0,
+                                  'model.bbox_head.loss_bbox.momentum': 0.0}, None),
+    'cls-bins10': ('GHM-C with 10 regions', {'model.bbox_head.loss_cls.bins': 10}, None),
+}
 
 
 def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: str,
@@ -145,8 +206,9 @@ def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: s
     config = spec['configs'][dataset].format(config_name)
     where = f'{"synthetic shapes" if dataset == "shapes" else "tree crowns"}, {recipe}'
     default = regime == 'tiny' and epochs == DEFAULT_EPOCHS['adamw'] and dataset == 'shapes'
+    setup = CORRECTED_CROWNS[recipe] if regime == 'lite0-corrected' else {}
     return Variant(prefix + key, f'{label} ({spec["tag"]}{where})', config,
-                   dict(recipe_overrides(recipe, epochs, warmup), **overrides),
+                   dict(recipe_overrides(recipe, epochs, warmup), **setup, **overrides),
                    epochs=None if default else epochs, group=group, dataset=dataset,
                    recipe=recipe)
 
@@ -272,6 +334,24 @@ def _variants() -> Tuple[Variant, ...]:
                         fl_crowns.config, dict(fl_crowns.overrides, **{
                             'model.backbone.frozen_stages': -1}),
                         epochs=fl_crowns.epochs, group='lite0-tuning', dataset='crowns'))
+    # Issue 35. The pretrained crowns cells on the corrected set-up
+    # (CORRECTED_CROWNS), every loss of the grid and GHM's two halves; and the
+    # factor ablation away from its AdamW cell ('lite0-ablation').
+    for recipe in ('adamw', 'sgd'):
+        base += [grid_variant('crowns', recipe, *loss, regime='lite0-corrected',
+                              group=f'lite0-corrected-crowns-{recipe}')
+                 for loss in LOSSES + HALVES]
+    ablation = [(key, label, factor) for key, label, _, _ in LOSSES if key in ('fl', 'ghm')
+                for factor in ABLATION_FACTORS.items()]
+    ablation += [('ghm', 'GHM-C + GHM-R (published)', factor)
+                 for factor in GHM_ABLATION_FACTORS.items()]
+    for key, label, (factor, (what, overrides, epochs)) in ablation:
+        cell = next(v for v in base if v.name == f'{LITE0_PREFIX}corrected-crowns-{key}')
+        base.append(dataclasses.replace(
+            cell, name=f'{LITE0_PREFIX}ablation-crowns-{key}-{factor}',
+            label=cell.label.replace(', adamw)', f', adamw, {what})'),
+            overrides=dict(cell.overrides, **overrides), epochs=epochs or cell.epochs,
+            group='lite0-ablation'))
     base.append(Variant('crowns-ghm-ref', 'mmdet GHMC + GHMR (reference) (tree crowns, adamw)',
                         CROWNS.format('ghm'), {
                             'model.bbox_head.loss_cls.type': 'GHMC',
