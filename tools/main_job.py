@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Main job: train and evaluate CE, Focal Loss and GHM RetinaNets on CPU.
+"""Main job: train and evaluate CE, Focal Loss and GHM RetinaNets on CPU, and compare them.
 
-Trains one tiny RetinaNet per classification loss (and per seed) on the
-synthetic shapes set (generated on first use under ``data/synthetic_shapes/``,
-or ``<data-dir>/synthetic_shapes/``), each in its own process, by default all
-at once with one CPU thread each (the study runner, :mod:`mmdet_ghm.study`,
-does the work). Prints a table
-(mean ± std over seeds with ``--seeds N``, N >= 2) and writes into a new
-directory ``<work-dir>/<YYYYmmdd_HHMMSS>/``:
+The main job is ``tools/compare_losses.py`` on the synthetic shapes config
+(``configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py``): one
+tiny RetinaNet per loss (and per seed) on the synthetic shapes set
+(generated on first use under ``data/synthetic_shapes/``, or
+``<data-dir>/synthetic_shapes/``), each in its own process, by default all
+at once with one CPU thread each, the same gradient clipping (norm 35) for
+every loss. Prints a table (mean ± std over seeds with ``--seeds N``, N >= 2)
+and writes into a new directory ``<work-dir>/<YYYYmmdd_HHMMSS>/``:
 
-* ``results.json`` - the aggregate (the layout of ``docs/results/study.json``);
+* ``report.md``    - the comparison's report: table, verdict, GHM signature;
+* ``results.json`` - the summary behind it;
 * ``curves.png``   - val mAP over epochs, mean ± std band per loss;
-* ``records/``     - one record per run; ``<loss>/seed<k>/`` - MMEngine work dirs.
+* ``records/``     - one record per run; ``runs/<loss>/seed<k>/`` - MMEngine work dirs.
 
 Usage::
 
@@ -21,8 +23,8 @@ Usage::
     python3 tools/main_job.py --losses fl ghm --work-dir work_dirs/mine
 """
 import argparse
-import dataclasses
 import datetime
+import json
 import os
 import os.path as osp
 import sys
@@ -30,8 +32,10 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, osp.join(REPO, 'tools'))
 
 LOSSES = ('ce', 'fl', 'ghm', 'alpha-ce', 'cfl', 'ohem')
+CONFIG = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
 DEFAULT_LOSSES = ['ce', 'fl', 'ghm']
 DEFAULT_WORK_DIR = 'work_dirs/main_job'
 
@@ -89,9 +93,11 @@ def new_run_dir(parent: str) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmdet_ghm.study.aggregate import aggregate, plot_study, text_table
-    from mmdet_ghm.study.records import load_records, write_json_atomic
-    from mmdet_ghm.study.runner import GridOptions, StudyError, plan, run_grid
+    from compare_losses import print_summary, write_report
+
+    from mmdet_ghm.comparison.engine import CompareError, CompareOptions, prepare, run
+    from mmdet_ghm.study.data_sets import data_settings, run_overrides
+    from mmdet_ghm.study.records import write_json_atomic
     from mmdet_ghm.study.variants import VARIANTS
 
     # the user's paths are relative to where they run the command; the
@@ -101,35 +107,35 @@ def main(argv=None) -> int:
     data_dir = osp.abspath(args.data_dir) if args.data_dir else osp.join(REPO, 'data')
     os.chdir(REPO)
     run_dir = new_run_dir(work_dir)
-    records = osp.join(run_dir, 'records')
-    variants = [VARIANTS[name] for name in args.losses]
-    if args.epochs is not None:
-        variants = [dataclasses.replace(v, epochs=args.epochs) for v in variants]
     seeds = list(range(args.seeds))
+    # the synthetic set (quick: its tiny version, 1 epoch, batch 4) as config overrides
+    _, root, params = data_settings(VARIANTS['fl'], args.quick, data_dir)
+    options = CompareOptions(
+        config=CONFIG, losses=args.losses, seeds=seeds, work_dir=run_dir,
+        cfg_options=run_overrides('shapes', root, params, args.quick), epochs=args.epochs,
+        jobs=args.jobs, threads=args.threads, stall_timeout=args.stall_timeout)
     print(f'main job: {" ".join(args.losses)} x seeds {seeds}; results in {run_dir}')
     start = time.perf_counter()
-    options = GridOptions(root=REPO, work_dir=run_dir, jobs=args.jobs, threads=args.threads,
-                          quick=args.quick, data_dir=data_dir,
-                          stall_timeout=args.stall_timeout)
     try:
-        failed = run_grid(plan(variants, seeds, records), options)
-    except StudyError as error:
+        comparison = prepare(options, cwd=REPO)
+        failed = run(comparison)
+    except CompareError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    study = aggregate(load_records(records))
-    study.update(run_dir=run_dir, quick=args.quick, seeds=seeds,
-                 total_wall_s=time.perf_counter() - start,
-                 date=datetime.datetime.now().isoformat(timespec='seconds'),
-                 failed=[r.tag for r in failed])
-    write_json_atomic(osp.join(run_dir, 'results.json'), study)
-    if study['variants']:
-        plot_study(study, osp.join(run_dir, 'curves.png'))
-        print(f'\nResults on the clean synthetic val split (COCO bbox metrics after the last '
-              f'epoch; mean ± sample std over {len(seeds)} seed(s); s/iter with '
-              f'{min(args.jobs, len(variants) * len(seeds))} run(s) training at once):')
-        print(text_table(study))
-    print(f'\ntotal wall time {study["total_wall_s"] / 60:.1f} min; wrote {run_dir}/results.json'
-          + (' and curves.png' if study['variants'] else ''))
+    summary = write_report(comparison)
+    with open(osp.join(run_dir, 'results.json')) as f:
+        results = json.load(f)
+    results.update(run_dir=run_dir, quick=args.quick, seeds=seeds,
+                   total_wall_s=time.perf_counter() - start,
+                   date=datetime.datetime.now().isoformat(timespec='seconds'),
+                   failed=[r.tag for r in failed])
+    write_json_atomic(osp.join(run_dir, 'results.json'), results)
+    print(f'\nResults on the clean synthetic val split (COCO bbox metrics after the last '
+          f'epoch; mean ± sample std over {len(seeds)} seed(s); s/iter with '
+          f'{min(args.jobs, len(args.losses) * len(seeds))} run(s) training at once):')
+    print_summary(summary)
+    print(f'\ntotal wall time {results["total_wall_s"] / 60:.1f} min; wrote {run_dir}/report.md, '
+          'results.json and curves.png')
     if failed:
         print(f'FAILED: {", ".join(r.tag for r in failed)}')
         return 1

@@ -182,6 +182,15 @@ def prepare(options: CompareOptions, cwd: Optional[str] = None) -> Comparison:
                       config_rel, cwd)
 
 
+def config_data_root(cfg, cwd: str) -> Optional[str]:
+    """The train set's ``data_root``, absolute with a trailing slash (None without one)."""
+    dataset = cfg.get('train_dataloader', {}).get('dataset', {})
+    while 'dataset' in dataset and 'ann_file' not in dataset:
+        dataset = dataset['dataset']
+    root = dataset.get('data_root')
+    return osp.join(osp.abspath(osp.join(cwd, root)), '') if root else None
+
+
 def describe_config_data(cfg, cwd: str) -> Dict:
     """A record's ``data`` for the config's own data: its id and the annotation hashes.
 
@@ -271,7 +280,8 @@ def run(comparison: Comparison, echo=print,
         root=cwd, work_dir=osp.join(comparison.work_dir, 'runs'), jobs=options.jobs,
         threads=options.threads, epochs=options.epochs, stall_timeout=options.stall_timeout,
         status_every=options.status_every, code_root=code_root(),
-        config_data=describe_config_data(comparison.cfg, cwd), launcher=options.launcher)
+        config_data=describe_config_data(comparison.cfg, cwd),
+        config_data_root=config_data_root(comparison.cfg, cwd), launcher=options.launcher)
     if command is not None:
         grid.command = command
     elif options.launcher == 'pytorch':

@@ -202,6 +202,8 @@ class GridOptions:
     code_root: Optional[str] = None
     #: the record's ``data`` of runs on their config's own data (``CONFIG_DATA``)
     config_data: Optional[Dict] = None
+    #: where that data lives (absolute): records write it ``data/<id>/``
+    config_data_root: Optional[str] = None
     #: MMEngine's launcher in the training process (``none`` or ``pytorch``)
     launcher: str = 'none'
 
@@ -232,6 +234,9 @@ def _start(run: Run, options: GridOptions, data: Dict, code: Dict, env: Dict, ec
     if run.variant.dataset == CONFIG_DATA:
         overrides = dict(run.variant.overrides)
         record_overrides = relative_paths(overrides, options.root)
+        if options.config_data_root:
+            record_overrides = portable(record_overrides, options.config_data_root,
+                                        options.config_data['id'])
         run_data = options.config_data
     else:
         set_id, root, params = data_settings(run.variant, options.quick, options.data_dir)

@@ -65,21 +65,32 @@ def _run(cmd, cwd=None):
 
 
 def test_main_job_quick_with_two_seeds(tmp_path):
-    """``--quick --seeds 2``: trains, evaluates, reports mean ± std over the seeds."""
-    out = _run([MAIN_JOB, '--quick', '--losses', 'ce', '--seeds', '2',
+    """``--quick --seeds 2``: compare_losses on the synthetic config; mean ± std over the seeds."""
+    out = _run([MAIN_JOB, '--quick', '--losses', 'ce', 'ghm', '--seeds', '2',
                 '--work-dir', 'work', '--data-dir', 'data'], cwd=str(tmp_path))
     work = tmp_path / 'work'
     (run,) = os.listdir(work)
     with open(work / run / 'results.json') as f:
         res = json.load(f)
     assert res['failed'] == [] and res['quick'] is True and res['seeds'] == [0, 1]
-    ce = res['variants']['ce']
-    assert [r['seed'] for r in ce['runs']] == [0, 1] and ce['n'] == 2
-    maps = [r['bbox_mAP'] for r in ce['runs']]
+    assert res['info']['config'] == 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
+    ce = res['summary']['settings']['ce']
+    assert ce['seeds'] == [0, 1] and ce['n'] == 2
+    maps = []
+    for seed in (0, 1):
+        with open(work / run / 'records' / 'ce' / f'seed{seed}.json') as f:
+            record = json.load(f)
+        assert record['epochs'] == 1 and record['overrides'][
+            'train_dataloader.dataset.data_root'] == 'data/synthetic_shapes_quick/'
+        maps.append(record['bbox_mAP'])
     assert all(0.0 <= m <= 1.0 for m in maps)
-    assert ce['mean'] == pytest.approx(sum(maps) / 2)
-    assert ce['std'] == pytest.approx(abs(maps[0] - maps[1]) / 2 ** 0.5)
+    assert ce['bbox_mAP']['mean'] == pytest.approx(sum(maps) / 2)
+    assert ce['bbox_mAP']['std'] == pytest.approx(abs(maps[0] - maps[1]) / 2 ** 0.5)
+    # one comparison engine: the same clipping for every loss, the verdict against... CE
+    assert res['info']['clip'].startswith("{'max_norm': 35")
+    assert res['summary']['reference'] == 'ce' and 'ghm' in res['summary']['verdicts']
     assert (work / run / 'curves.png').stat().st_size > 10_000
+    assert (work / run / 'report.md').is_file()
     assert 'mean ± sample std over 2 seed(s)' in out and 'ce ' in out
     assert (tmp_path / 'data' / 'synthetic_shapes_quick' / 'synthetic_shapes_meta.json').is_file()
 
