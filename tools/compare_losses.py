@@ -95,6 +95,7 @@ def provenance(code_root: str) -> dict:
 
 def write_report(comparison, echo=print) -> dict:
     """``report.md``, ``curves.png`` and ``results.json`` from the records; the summary."""
+    from mmdet_ghm.comparison import anchor_report
     from mmdet_ghm.comparison.engine import code_root, records
     from mmdet_ghm.comparison.report import plot_curves, render_report, summarize
     from mmdet_ghm.study.records import write_json_atomic
@@ -107,8 +108,10 @@ def write_report(comparison, echo=print) -> dict:
                 labels={v.name: v.label for v in comparison.variants},
                 provenance=provenance(code_root()))
     work_dir = comparison.work_dir
+    anchors = anchor_report.render(
+        anchor_report.cached_measure(comparison.cfg, work_dir, comparison.cwd))
     with open(osp.join(work_dir, 'report.md'), 'w') as f:
-        f.write(render_report(info, summary))
+        f.write(render_report(info, summary, anchors))
     plot_curves(summary, osp.join(work_dir, 'curves.png'), comparison.config_rel)
     write_json_atomic(osp.join(work_dir, 'results.json'), dict(info=info, summary=summary))
     echo(f'wrote {work_dir}/report.md, curves.png and results.json')
