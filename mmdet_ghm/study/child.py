@@ -212,13 +212,17 @@ def train_one(spec: dict, echo=print) -> dict:
     cfg.work_dir = work_dir
     # 'pytorch' when the runner started this process with torchrun (one per GPU)
     cfg.launcher = spec.get('launcher', 'none')
+    from mmdet_ghm.utils.distributed import close_distributed, setup_cpu_distributed
+    setup_cpu_distributed(cfg)  # gloo and no device ids without CUDA; else nothing
     resumable_run(cfg, spec.get('resume_from'))
     runner = Runner.from_cfg(cfg)
     recorder = make_recorder(osp.join(work_dir, 'progress.json'), spec['tag'], echo)
     runner.register_hook(recorder)
     runner.train()
     from mmengine.dist import get_rank
-    if get_rank() != 0:  # distributed: rank 0 writes the record
+    rank = get_rank()
+    close_distributed(runner)
+    if rank != 0:  # distributed: rank 0 writes the record
         return {}
     wall = recorder.wall_s()
     times = recorder.iter_times[1:] or recorder.iter_times  # skip start-up

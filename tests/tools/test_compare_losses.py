@@ -99,6 +99,12 @@ def test_the_report_table_is_the_records_mean_and_std(compared):
     assert len(re.findall(r'^\| `ghm` \| [01] \| 0\.\d\d \| ', report, re.M)) == 2
     assert (work / 'curves.png').stat().st_size > 10_000
     assert 'verdict ghm vs fl: not enough seeds to say' in stdout
+    # the anchors' fit, measured once per work dir, as the report says it
+    with open(work / 'anchors.json') as f:
+        overall = json.load(f)['coverage']['overall']
+    assert 0 <= overall['uncovered_share'] <= 1 and overall['positives_per_box']['mean'] > 0
+    assert (f'**{100 * overall["uncovered_share"]:.1f} % of the boxes have no anchor at IoU >= '
+            '0.5**') in report
     with open(work / 'results.json') as f:
         results = json.load(f)
     assert results['summary']['settings']['fl']['bbox_mAP']['mean'] == pytest.approx(
@@ -237,3 +243,32 @@ def test_bad_input_is_one_clear_error_before_any_training(compared, tmp_path, ca
 def test_the_mim_run_form_finds_the_tool():
     from mmdet_ghm.utils.mim import mim_dir
     assert osp.isfile(osp.join(mim_dir(), 'tools', 'compare_losses.py'))
+
+
+def test_the_pytorch_launcher_trains_each_run_over_two_processes(compared, tmp_path):
+    """``--launcher pytorch --gpus 2``: torchrun, as tools/dist_train.sh; gloo on a CPU."""
+    folder, config, _, _ = compared
+    work = tmp_path / 'dist'
+    env = dict(os.environ, PORT='29613')
+    proc = subprocess.run(
+        [sys.executable, TOOL, config, '--losses', 'ghm', '--seeds', '0', '--work-dir', str(work),
+         '--launcher', 'pytorch', '--gpus', '2', '--cfg-options', 'train_cfg.max_epochs=1'],
+        capture_output=True, text=True, timeout=900, cwd=str(folder), env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(work / 'records' / 'ghm' / 'seed0.json') as f:
+        record = json.load(f)
+    # 24 images, batch 4 per process, 2 processes: 3 iterations (6 in one process)
+    assert record['iters'] == 3 and record['epochs'] == 1 and len(record['val_curve']) == 1
+    (attempt,) = os.listdir(work / 'runs' / 'ghm' / 'seed0')
+    log = (work / 'runs' / 'ghm' / 'seed0' / attempt / 'train.log').read_text()
+    assert 'Distributed training: True' in log
+    err = _cli_error_plain([config, '--launcher', 'pytorch', '--jobs', '2', '--work-dir',
+                            str(tmp_path / 'x')], folder)
+    assert 'distributed runs train one after another' in err
+
+
+def _cli_error_plain(argv, cwd):
+    proc = subprocess.run([sys.executable, TOOL] + argv, capture_output=True, text=True,
+                          timeout=300, cwd=str(cwd))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    return proc.stderr
