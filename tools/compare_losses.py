@@ -119,10 +119,10 @@ def write_report(comparison, echo=print) -> dict:
 
 
 def print_summary(summary: dict, echo=print) -> None:
-    from mmdet_ghm.comparison.report import _fmt
+    from mmdet_ghm.study.aggregate import format_mean_std as fmt
     for setting, entry in summary['settings'].items():
-        echo(f'  {setting:8s} seeds {entry["n"]}: mAP {_fmt(entry["bbox_mAP"])}, '
-             f'AP50 {_fmt(entry["AP50"])}')
+        echo(f'  {setting:8s} seeds {entry["n"]}: mAP {fmt(entry["bbox_mAP"])}, '
+             f'AP50 {fmt(entry["AP50"])}')
     for setting, v in summary['verdicts'].items():
         echo(f'  verdict {setting} vs {summary["reference"]}: {v["verdict"]} ({v["why"]})')
 

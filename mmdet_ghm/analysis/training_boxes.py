@@ -269,3 +269,15 @@ def collect_boxes(cfg, split: str = 'train', augment: bool = True, samples: Opti
         for key, value in zip(('gt_bboxes', 'ignore_flags', 'image_sizes'), sample):
             out[key].append(value)
     return out
+
+
+def coverage_inputs(settings: dict, data: dict) -> dict:
+    """The keyword arguments of :func:`~mmdet_ghm.analysis.anchor_coverage.anchor_coverage`
+    (and of ``suggest_octave_base_scale``) from :func:`head_settings` and :func:`collect_boxes`."""
+    return dict(gt_bboxes=data['gt_bboxes'], image_sizes=data['image_sizes'],
+                anchor_generator=settings['anchor_generator'],
+                pos_iou_thr=settings['pos_iou_thr'], neg_iou_thr=settings['neg_iou_thr'],
+                min_pos_iou=settings['min_pos_iou'], ignore_flags=data['ignore_flags'],
+                pad_size_divisor=settings['pad_size_divisor'],
+                allowed_border=settings['allowed_border'],
+                assigner_options=settings['assigner_options'])

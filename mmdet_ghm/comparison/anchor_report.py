@@ -26,7 +26,7 @@ def measure(cfg, samples: int = SAMPLES) -> Dict:
     """Coverage and the suggestion on ``samples`` train images; ``{'error': ...}`` for a head
     the measure does not cover (anchor-free, another assigner)."""
     from mmdet_ghm.analysis.anchor_coverage import anchor_coverage, suggest_octave_base_scale
-    from mmdet_ghm.analysis.training_boxes import collect_boxes, head_settings
+    from mmdet_ghm.analysis.training_boxes import collect_boxes, coverage_inputs, head_settings
     try:
         settings = head_settings(cfg)
     except ValueError as error:
@@ -34,13 +34,7 @@ def measure(cfg, samples: int = SAMPLES) -> Dict:
     data = collect_boxes(cfg, 'train', augment=True, samples=samples, seed=0)
     if not any(len(b) for b in data['gt_bboxes']):
         return dict(error='the train split holds no ground-truth boxes')
-    inputs = dict(gt_bboxes=data['gt_bboxes'], image_sizes=data['image_sizes'],
-                  anchor_generator=settings['anchor_generator'],
-                  pos_iou_thr=settings['pos_iou_thr'], neg_iou_thr=settings['neg_iou_thr'],
-                  min_pos_iou=settings['min_pos_iou'], ignore_flags=data['ignore_flags'],
-                  pad_size_divisor=settings['pad_size_divisor'],
-                  allowed_border=settings['allowed_border'],
-                  assigner_options=settings['assigner_options'])
+    inputs = coverage_inputs(settings, data)
     coverage = anchor_coverage(**inputs)
     if coverage['num_boxes'] == 0:
         return dict(error='every box of the train split is ignored')

@@ -7,7 +7,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 from mmdet_ghm.engine.hooks.ghm_stats_hook import shows_low_ap_signature
-from mmdet_ghm.study.aggregate import mean_std
+from mmdet_ghm.study.aggregate import format_mean_std, mean_std
 from mmdet_ghm.study.diagnosis import EASY_FRACTION_KEY, HARD_SHARE_KEY, late_mean
 
 from .loss_settings import DESCRIPTIONS, GHM_SETTINGS
@@ -69,15 +69,6 @@ def summarize(records: Sequence[dict], settings: Sequence[str], own: Optional[st
     return out
 
 
-def _fmt(stat: Dict, digits: int = 3) -> str:
-    if not stat or stat.get('mean') is None:
-        return '–'
-    text = f'{stat["mean"]:.{digits}f}'
-    if stat.get('std') is not None:
-        text += f' ± {stat["std"]:.{digits}f}'
-    return text
-
-
 def _memory(entry: Dict) -> str:
     parts = []
     if entry.get('peak_rss_mib'):
@@ -94,8 +85,8 @@ def render_table(summary: Dict, labels: Dict[str, str]) -> str:
     for setting, entry in summary['settings'].items():
         cells = [f'`{setting}` ({labels.get(setting, DESCRIPTIONS.get(setting, ""))})',
                  str(entry['n'])]
-        cells += [_fmt(entry[key], digits) for key, _, digits in METRICS]
-        cells += [_fmt(entry['s_per_iter'], 2), _memory(entry)]
+        cells += [format_mean_std(entry[key], digits) for key, _, digits in METRICS]
+        cells += [format_mean_std(entry['s_per_iter'], 2), _memory(entry)]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

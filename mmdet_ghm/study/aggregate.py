@@ -118,7 +118,8 @@ def aggregate(records: Iterable[dict]) -> Dict:
                 variants=variants, signature=signature_rows(records))
 
 
-def _fmt(stat: Optional[Dict], digits: int = 3) -> str:
+def format_mean_std(stat: Optional[Dict], digits: int = 3) -> str:
+    """``mean ± std`` of a ``{'mean', 'std'}`` summary (``–`` without a mean)."""
     if not stat or stat.get('mean') is None:
         return '–'
     text = f'{stat["mean"]:.{digits}f}'
@@ -153,9 +154,9 @@ def render_table(study: Dict, group: str, results: str = 'docs/results') -> str:
              '| --- | ---: | ---: | ---: |' + ' ---: |' * len(marks) + ' --- |']
     for name in names:
         v = study['variants'][name]
-        at = ' | '.join(_fmt(_at_epoch(v, e)) for e in marks)
-        lines.append(f'| `{name}`: {v["label"]} | {v["n"]} | {_fmt(v)} '
-                     f'| {_fmt(v["AP50"])} | {at} | [runs]({runs_link(results, name)}) |')
+        at = ' | '.join(format_mean_std(_at_epoch(v, e)) for e in marks)
+        lines.append(f'| `{name}`: {v["label"]} | {v["n"]} | {format_mean_std(v)} '
+                     f'| {format_mean_std(v["AP50"])} | {at} | [runs]({runs_link(results, name)}) |')
     return '\n'.join(lines)
 
 
@@ -202,7 +203,7 @@ def _cell(study: Dict, name: str, metric: str, results: str, bold: bool = False)
     st = _cell_stat(study, name, metric)
     if not st or st['mean'] is None:
         return '–'
-    text = f'{_fmt(st)} (n={st["n"]})'
+    text = f'{format_mean_std(st)} (n={st["n"]})'
     return f'[{"**" + text + "**" if bold else text}]({runs_link(results, name)})'
 
 
@@ -364,7 +365,7 @@ def plot_study(study: Dict, path: str) -> None:
 def text_table(study: Dict) -> str:
     """Plain-text summary for the terminal: mean ± std over seeds per variant."""
     head = ('variant', 'seeds', 'bbox mAP', 'AP50', 's/iter')
-    rows = [(name, str(v['n']), _fmt(v), _fmt(v['AP50']),
+    rows = [(name, str(v['n']), format_mean_std(v), format_mean_std(v['AP50']),
              f'{v["s_per_iter"]:.3f}' if v.get('s_per_iter') else '–')
             for name, v in study['variants'].items()]
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]

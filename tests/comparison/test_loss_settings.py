@@ -131,3 +131,45 @@ def test_heads_that_cannot_be_swapped_are_named():
         ls.head_kind(cfg)
     ssd = ls.head_kind(_cfg('ssd_tiny-r18_fpn_ghmc-softmax'))
     assert ssd.name == 'GHMSSDHead' and 'ce' in ssd.settings and 'fl' not in ssd.settings
+
+
+HEAD_CONFIGS = {
+    'RetinaHead': ('retinanet_tiny-r18_fpn_fl', ('own', 'ce', 'fl', 'ghm', 'ghm-cap', 'alpha-ce',
+                                                 'cfl', 'ohem')),
+    'FCOSHead': ('fcos_tiny-r18_fpn_fl', ('own', 'ce', 'fl', 'ghm', 'ghm-cap')),
+    'ATSSHead': ('atss_tiny-r18_fpn_fl', ('own', 'ce', 'fl', 'ghm', 'ghm-cap')),
+    'GFLHead': ('gfl_tiny-r18_fpn_qfl', ('own', 'ghm', 'ghm-cap')),
+    'Shared2FCBBoxHead': ('faster-rcnn_tiny-r18_fpn_ghmc-softmax', ('own', 'ce', 'ghm', 'ghm-cap')),
+    'GHMSSDHead': ('ssd_tiny-r18_fpn_ghmc-softmax', ('own', 'ce', 'ghm', 'ghm-cap')),
+}
+
+
+@pytest.mark.parametrize('head', sorted(HEAD_CONFIGS))
+def test_every_supported_head_builds_with_every_setting_that_applies(head, tmp_path):
+    """The comparison of each head plans every setting; each swapped config builds its model
+    with the setting's classification loss."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import mmdet_ghm  # noqa: F401
+    from mmdet_ghm.comparison.engine import CompareOptions, prepare
+    register_all_modules()
+    name, settings = HEAD_CONFIGS[head]
+    comparison = prepare(CompareOptions(config=SYN.format(name), losses=list(settings),
+                                        seeds=[0], work_dir=str(tmp_path / 'w')),
+                         cwd=str(tmp_path))
+    assert comparison.kind.name == head and comparison.settings == list(settings)
+    defs = ls.load_definitions()
+    want = {'ce': 'CrossEntropyLoss', 'fl': 'FocalLoss', 'ghm': 'GHMCLoss', 'ghm-cap': 'GHMCLoss',
+            'alpha-ce': 'AlphaBalancedCELoss', 'cfl': 'ContinuousFocalLoss', 'ohem': 'OHEMLoss'}
+    for variant in comparison.variants:
+        cfg = Config.fromfile(SYN.format(name))
+        cfg.merge_from_dict(variant.overrides)
+        model = MODELS.build(cfg.model)
+        head_module = model.roi_head.bbox_head if hasattr(model, 'roi_head') else model.bbox_head
+        loss = type(head_module.loss_cls).__name__
+        if variant.name != 'own':
+            assert loss == want[variant.name], (head, variant.name)
+        if variant.name == 'ghm-cap':
+            assert head_module.loss_cls.weight_cap == defs['ghm_weight_cap']
+        assert cfg.optim_wrapper.clip_grad == dict(max_norm=35, norm_type=2)

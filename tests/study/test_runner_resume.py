@@ -8,6 +8,8 @@ import sys
 from mmdet_ghm.study.runner import GridOptions, plan, resume_checkpoint, run_grid
 from mmdet_ghm.study.variants import VARIANTS
 
+from tests.interrupt import KILLER, METRIC_KEYS
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SPEC = dict(variant={'name': 'ghm'}, seed=0, config_rel='c.py', overrides={'a': 1}, epochs=3)
 
@@ -85,23 +87,6 @@ def test_two_runners_on_one_records_folder_train_each_run_once(tmp_path):
     assert not list(records.rglob('*.lock'))
 
 
-# Runs the real child, SIGKILLs it once its first checkpoint is complete, then itself.
-KILLER = r'''
-import os, signal, subprocess, sys, time
-spec_path = sys.argv[1]
-work_dir = os.path.dirname(spec_path)
-child = subprocess.Popen([sys.executable, '-m', 'mmdet_ghm.study.child', spec_path])
-while child.poll() is None:
-    if os.path.exists(os.path.join(work_dir, 'last_checkpoint')):
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(0.05)
-sys.exit(child.returncode)
-'''
-
-#: What must not change when a run is interrupted and resumed.
-METRIC_KEYS = ('bbox_mAP', 'final', 'val_curve', 'ghm_stats', 'iters', 'epochs')
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_record(tmp_path):

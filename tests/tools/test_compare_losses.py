@@ -14,6 +14,8 @@ from mmdet_ghm.comparison.engine import CompareError, CompareOptions, prepare, r
 from mmdet_ghm.study.aggregate import mean_std
 from mmdet_ghm.study.data_sets import QUICK_GENERATOR, run_overrides
 
+from tests.interrupt import KILLER, METRIC_KEYS
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'compare_losses.py')
 FL = osp.join(REPO, 'configs', 'synthetic', 'retinanet_tiny-r18_fpn_fl_synthetic-shapes.py')
@@ -121,21 +123,6 @@ def test_rerunning_trains_nothing_and_extends_with_new_seeds_only(compared):
     assert not any('start' in line for line in lines)
 
 
-# Runs the real child, SIGKILLs it once its first checkpoint is complete, then itself.
-KILLER = r'''
-import os, signal, subprocess, sys, time
-spec_path = sys.argv[1]
-work_dir = os.path.dirname(spec_path)
-child = subprocess.Popen([sys.executable, '-m', 'mmdet_ghm.study.child', spec_path])
-while child.poll() is None:
-    if os.path.exists(os.path.join(work_dir, 'last_checkpoint')):
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(0.05)
-sys.exit(child.returncode)
-'''
-METRIC_KEYS = ('bbox_mAP', 'final', 'val_curve', 'ghm_stats', 'iters', 'epochs')
 
 
 def test_a_comparison_killed_mid_run_resumes_to_the_same_record(compared, tmp_path):

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     from mmengine.config import Config
 
     from mmdet_ghm.analysis.anchor_coverage import anchor_coverage, suggest_octave_base_scale
-    from mmdet_ghm.analysis.training_boxes import collect_boxes, head_settings
+    from mmdet_ghm.analysis.training_boxes import collect_boxes, coverage_inputs, head_settings
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -153,13 +153,7 @@ def main(argv=None) -> int:
     if not any(len(b) for b in data['gt_bboxes']):
         raise SystemExit(f'error: {args.config}: the {args.split} split holds no ground-truth '
                          'boxes')
-    inputs = dict(gt_bboxes=data['gt_bboxes'], image_sizes=data['image_sizes'],
-                  anchor_generator=settings['anchor_generator'],
-                  pos_iou_thr=settings['pos_iou_thr'], neg_iou_thr=settings['neg_iou_thr'],
-                  min_pos_iou=settings['min_pos_iou'], ignore_flags=data['ignore_flags'],
-                  pad_size_divisor=settings['pad_size_divisor'],
-                  allowed_border=settings['allowed_border'],
-                  assigner_options=settings['assigner_options'])
+    inputs = coverage_inputs(settings, data)
     report = anchor_coverage(**inputs)
     if report['num_boxes'] == 0:
         raise SystemExit(f'error: {args.config}: every box of the {args.split} split is '
