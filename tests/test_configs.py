@@ -357,6 +357,9 @@ def test_head_config_is_mmdet_config_with_ghmc(name):
         expected['optim_wrapper']['clip_grad'] = clip
     expected['custom_imports'] = CUSTOM_IMPORTS
     expected['custom_hooks'] = [dict(type='RNGStateHook')]
+    # the loss settings the config takes its GHM-C from (defined once, inherited)
+    from mmdet_ghm.comparison.loss_settings import load_definitions
+    expected.update(load_definitions())
     assert head['loss_bbox']['type'] == box_loss
     assert _without_scope(cfg.to_dict()) == _without_scope(expected)
     assert cfg.optim_wrapper.clip_grad == CLIP
