@@ -10,7 +10,8 @@ The functional core of ``tools/analysis_tools/analyze_gradient_density.py``:
 * :class:`GradientStats` accumulates, over batches and without keeping the
   elements, a fine histogram of ``g`` and, per GHM region, the sums that give
   each region's total gradient under CE, Focal Loss and GHM-C (and under
-  Smooth L1, Authentic Smooth L1 and GHM-R for regression).
+  Smooth L1, Authentic Smooth L1 and GHM-R for regression), also split
+  between positive (``t = 1``) and negative (``t = 0``) elements.
 
 Per-element gradient norms w.r.t. the logit / the box delta:
 
@@ -95,6 +96,29 @@ def focal_gradient_norm(g: Tensor, gamma: float = 2.0) -> Tensor:
     return g.pow(gamma) * (g - gamma * log_term)
 
 
+def focal_element_gradient_norm(g: Tensor, positive: Tensor, gamma: float = 2.0,
+                                alpha: float = 0.25) -> Tensor:
+    """``|dFL/dx|`` of each element of sigmoid Focal Loss, ``alpha`` included.
+
+    For ``FL = -alpha_t * (1 - p_t)^gamma * log(p_t)`` (MMDetection's and
+    torchvision's ``sigmoid_focal_loss`` per element, before reduction) with
+    ``p_t = p`` and ``alpha_t = alpha`` for ``t = 1``, ``p_t = 1 - p`` and
+    ``alpha_t = 1 - alpha`` for ``t = 0``: ``alpha_t *``
+    :func:`focal_gradient_norm` ``(g)``, with ``g = |p - t| = 1 - p_t``.
+
+    Args:
+        g (Tensor): ``|sigmoid(x) - t|``, any shape, in [0, 1].
+        positive (Tensor): bool, ``g``'s shape: ``t = 1``.
+        gamma (float): >= 0.
+        alpha (float): in [0, 1].
+
+    Returns:
+        Tensor: float64, ``g``'s shape.
+    """
+    alpha_t = torch.where(positive, alpha, 1 - alpha).double()
+    return alpha_t * focal_gradient_norm(g, gamma)
+
+
 def smooth_l1_gradient_norm(d_abs: Tensor, beta: float = 0.11) -> Tensor:
     """``|dSL1/dd| = min(|d| / beta, 1)``."""
     if not beta > 0:
@@ -116,6 +140,76 @@ def ghm_region_weights(counts: np.ndarray) -> np.ndarray:
 def _shares(values: np.ndarray) -> np.ndarray:
     total = values.sum()
     return values / total if total > 0 else np.zeros_like(values)
+
+
+def _fraction(part: float, whole: float) -> Optional[float]:
+    """``part / whole``; ``None`` (JSON ``null``) when ``whole`` is 0."""
+    return float(part / whole) if whole > 0 else None
+
+
+def positive_gradient_split(count: np.ndarray, total_pos: Dict[str, np.ndarray],
+                            total_neg: Dict[str, np.ndarray], edges: np.ndarray,
+                            num_positive: int, hard_from: float = 0.5) -> Dict:
+    """How each loss's classification gradient splits between positives and negatives.
+
+    ``M`` regions, ``K`` losses (the keys, e.g. ``ce``, ``fl``, ``ghmc``).
+    ``T^k = sum_j (P^k_j + Q^k_j)`` is loss ``k``'s total gradient norm,
+    ``P^k_j`` / ``Q^k_j`` the part of region ``j`` on positive / negative
+    elements (``sum |dL/dx|`` without the loss's normaliser: a normaliser
+    common to all elements cancels in every share below).
+
+    Args:
+        count (np.ndarray): ``(M,)`` elements per region (all targets).
+        total_pos (dict): ``{k: (M,)}`` ``P^k_j``.
+        total_neg (dict): ``{k: (M,)}`` ``Q^k_j``.
+        edges (np.ndarray): ``(M + 1,)`` region edges.
+        num_positive (int): positive elements (= positive anchors of a
+            one-label-per-anchor head: RetinaNet's ``avg_factor``).
+        hard_from (float): lower bound of the "hard" regions: those whose
+            lower edge is ``>= hard_from`` (exactly ``g >= 0.5`` for an even
+            ``M``).
+
+    Returns:
+        dict: ``share_positive`` / ``share_negative`` ``{k: (M,)}``:
+        ``P^k_j / T^k`` and ``Q^k_j / T^k`` (they add up to the region's
+        ``share``); ``positive_fraction_in_region`` ``{k: (M,)}``:
+        ``P^k_j / (P^k_j + Q^k_j)`` (``None`` where that is 0);
+        ``gradient_on_positives`` ``{k: {all, easiest_region, hard}}``:
+        ``sum_j P^k_j / T^k``, the same over region 0 only (``g < 1/M``) and
+        over the hard regions only (``None`` where their total is 0);
+        ``hard_from``: the lower edge of the first hard region (``None`` if
+        none); ``normalisers`` and ``normalised_total_gradient``
+        ``{k: {positive, negative}}``: ``sum_j P^k_j`` and ``sum_j Q^k_j``
+        divided by the loss's normaliser as if all analysed images were one
+        batch: the number of positive elements for ``ce`` and ``fl``
+        (RetinaNet's ``avg_factor``), the number of elements for ``ghmc``
+        (``GHMCLoss`` ignores ``avg_factor``; with its weights from all the
+        data, this is the gradient norm of ``GHMCLoss(reduction='mean')``
+        over all of it).
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    hard = edges[:-1] >= hard_from
+    num_elements = float(np.sum(count))
+    normalisers = dict(ce=float(num_positive), fl=float(num_positive), ghmc=num_elements)
+    out = dict(share_positive={}, share_negative={}, positive_fraction_in_region={},
+               gradient_on_positives={}, hard_from=float(edges[:-1][hard][0]) if hard.any()
+               else None, normalisers={}, normalised_total_gradient={})
+    for key in total_pos:
+        pos, neg = np.asarray(total_pos[key]), np.asarray(total_neg[key])
+        both = pos + neg
+        total = both.sum()
+        out['share_positive'][key] = (pos / total if total > 0 else 0 * pos).tolist()
+        out['share_negative'][key] = (neg / total if total > 0 else 0 * neg).tolist()
+        out['positive_fraction_in_region'][key] = [_fraction(p, b) for p, b in zip(pos, both)]
+        out['gradient_on_positives'][key] = dict(
+            all=_fraction(pos.sum(), total), easiest_region=_fraction(pos[0], both[0]),
+            hard=_fraction(pos[hard].sum(), both[hard].sum()))
+        norm = normalisers.get(key)
+        if norm is not None:
+            out['normalisers'][key] = norm
+            out['normalised_total_gradient'][key] = dict(
+                positive=_fraction(pos.sum(), norm), negative=_fraction(neg.sum(), norm))
+    return out
 
 
 class GradientStats:
@@ -159,6 +253,9 @@ class GradientStats:
         # per GHM-C region: count, sum of g (CE), sum of alpha_t * FL gradient
         self.cls_count, self.cls_sum_g, self.cls_sum_fl = (zeros(cls_bins), zeros(cls_bins),
                                                            zeros(cls_bins))
+        # the same per target: row 0 negatives (t = 0), row 1 positives (t = 1)
+        self.cls_count_by_target, self.cls_sum_g_by_target, self.cls_sum_fl_by_target = (
+            zeros((2, cls_bins)), zeros((2, cls_bins)), zeros((2, cls_bins)))
         # per GHM-R region: count, sum of g_r (ASL1), sum of SL1 gradient
         self.reg_count, self.reg_sum_g, self.reg_sum_sl1 = (zeros(reg_bins), zeros(reg_bins),
                                                             zeros(reg_bins))
@@ -169,6 +266,13 @@ class GradientStats:
         out = torch.zeros(bins + 1, dtype=torch.float64, device=index.device)
         out.index_add_(0, index.long(), values.double())
         return out[:bins].cpu()
+
+    @staticmethod
+    def _sum_by_target(index: Tensor, positive: Tensor, values: Tensor, bins: int) -> Tensor:
+        """``(2, bins)`` sums: row 0 over negatives, row 1 over positives."""
+        out = torch.zeros(2 * (bins + 1), dtype=torch.float64, device=index.device)
+        out.index_add_(0, index.long() + positive.long() * (bins + 1), values.double())
+        return out.reshape(2, bins + 1)[:, :bins].cpu()
 
     def update_cls(self, g: Tensor, positive: Tensor) -> None:
         """Add classification gradient norms ``g`` with their positive flags."""
@@ -182,11 +286,14 @@ class GradientStats:
         self.hist_pos += self._sum_by(fine[positive], ones[positive], self.hist_bins)
         self.hist_neg += self._sum_by(fine[~positive], ones[~positive], self.hist_bins)
         region = region_index(g, everything, self.cls_edges.to(g.device))
-        alpha_t = torch.where(positive, self.alpha, 1 - self.alpha).double()
+        fl = focal_element_gradient_norm(g, positive, self.gamma, self.alpha)
         self.cls_count += self._sum_by(region, ones, self.cls_bins)
         self.cls_sum_g += self._sum_by(region, g, self.cls_bins)
-        self.cls_sum_fl += self._sum_by(region, alpha_t * focal_gradient_norm(g, self.gamma),
-                                        self.cls_bins)
+        self.cls_sum_fl += self._sum_by(region, fl, self.cls_bins)
+        bins = self.cls_bins
+        self.cls_count_by_target += self._sum_by_target(region, positive, ones, bins)
+        self.cls_sum_g_by_target += self._sum_by_target(region, positive, g, bins)
+        self.cls_sum_fl_by_target += self._sum_by_target(region, positive, fl, bins)
 
     def update_reg(self, g_r: Tensor, d_abs: Tensor) -> None:
         """Add regression gradient norms ``g_r`` and ``|d|`` of positive coordinates."""
@@ -205,13 +312,39 @@ class GradientStats:
                                          self.reg_bins)
 
     def result(self) -> Dict:
-        """All statistics as plain Python data (JSON-serialisable)."""
+        """All statistics as plain Python data (JSON-serialisable).
+
+        ``M`` = ``cls_bins``; ``k`` in ``ce``, ``fl``, ``ghmc``. Besides the
+        histograms, ``classification`` holds, per region ``j`` (lists of
+        ``M``): ``counts``, ``ghm_weights`` ``beta_j``, ``total_gradient[k]``
+        (``sum |dL/dx|`` over the region's elements: CE ``g``, FL
+        :func:`focal_element_gradient_norm`, GHM-C ``beta_j * g``; no
+        normaliser) and ``share[k]`` (of the loss's total); split by target:
+        ``counts_positive`` / ``counts_negative``,
+        ``total_gradient_positive[k]`` / ``total_gradient_negative[k]``
+        (adding up to ``total_gradient[k]``), and the shares of
+        :func:`positive_gradient_split` (``share_positive``,
+        ``share_negative``, ``positive_fraction_in_region``,
+        ``gradient_on_positives``, ``hard_from``, ``normalisers``,
+        ``normalised_total_gradient``); and the scalars ``num_elements``,
+        ``num_positive``, ``num_negative``. GHM-C's ``beta_j`` is computed
+        from all the data seen, as one call of ``GHMCLoss`` without momentum.
+        """
         cls_count, reg_count = self.cls_count.numpy(), self.reg_count.numpy()
         beta_c, beta_r = ghm_region_weights(cls_count), ghm_region_weights(reg_count)
         cls_total = dict(ce=self.cls_sum_g.numpy(), fl=self.cls_sum_fl.numpy(),
                          ghmc=beta_c * self.cls_sum_g.numpy())
         reg_total = dict(sl1=self.reg_sum_sl1.numpy(), asl1=self.reg_sum_g.numpy(),
                          ghmr=beta_r * self.reg_sum_g.numpy())
+        # row 0 negatives, row 1 positives; GHM-C's weight is the region's, whatever the target
+        by_target = dict(ce=self.cls_sum_g_by_target.numpy(),
+                         fl=self.cls_sum_fl_by_target.numpy(),
+                         ghmc=beta_c * self.cls_sum_g_by_target.numpy())
+        count_by_target = self.cls_count_by_target.numpy()
+        split = positive_gradient_split(
+            cls_count, {k: v[1] for k, v in by_target.items()},
+            {k: v[0] for k, v in by_target.items()}, self.cls_edges.double().numpy(),
+            int(count_by_target[1].sum()))
 
         def edges(t, cap=1.0):
             return [min(float(e), cap) for e in t.tolist()]
@@ -229,7 +362,13 @@ class GradientStats:
                 edges=edges(self.cls_edges), counts=cls_count.tolist(),
                 ghm_weights=beta_c.tolist(),
                 total_gradient={k: v.tolist() for k, v in cls_total.items()},
-                share={k: _shares(v).tolist() for k, v in cls_total.items()}),
+                share={k: _shares(v).tolist() for k, v in cls_total.items()},
+                num_negative=int(count_by_target[0].sum()),
+                counts_positive=count_by_target[1].tolist(),
+                counts_negative=count_by_target[0].tolist(),
+                total_gradient_positive={k: v[1].tolist() for k, v in by_target.items()},
+                total_gradient_negative={k: v[0].tolist() for k, v in by_target.items()},
+                **split),
             regression=dict(
                 num_elements=int(reg_count.sum()),
                 edges=edges(self.reg_edges), counts=reg_count.tolist(),

@@ -2,6 +2,7 @@
 computations, head targets against the head's own loss, a smoke run of the tool."""
 import importlib.util
 import json
+import math
 import os.path as osp
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mmdet_ghm.analysis.gradient_stats import (GradientStats, classification_gradient_norms,
+                                               focal_element_gradient_norm,
                                                focal_gradient_norm, head_targets,
                                                regression_gradient_norms,
                                                smooth_l1_gradient_norm)
@@ -120,6 +122,146 @@ def test_ghm_totals_equal_the_ghm_losses_gradients(eager_kernels):
         GradientStats(cls_bins=0)
 
 
+def _fl(g):
+    """|dFL/dx| without alpha, gamma 2, written out for the hand-made example."""
+    return g * g * (g - 2 * (1 - g) * math.log(1 - g))
+
+
+def test_positive_shares_of_a_hand_made_set():
+    """Nine one-class anchors in 4 regions; every share below is worked out by hand.
+
+    g (target): 0.1 (t=0) x4, 0.1 (t=1), 0.3 (t=0), 0.6 (t=1), 0.6 (t=0), 0.9 (t=1).
+    Regions [0, .25) [.25, .5) [.5, .75) [.75, 1]: counts 5, 1, 2, 1; N = 9, n = 4,
+    beta = 9 / (4 R_j) = 0.45, 2.25, 1.125, 2.25.
+    """
+    g = torch.tensor([.1, .1, .1, .1, .1, .3, .6, .6, .9], dtype=torch.float64)
+    t = torch.tensor([0, 0, 0, 0, 1, 0, 1, 0, 1])
+    p = torch.where(t == 1, 1 - g, g)
+    logits = torch.log(p / (1 - p)).float()[:, None]
+    labels = torch.where(t == 1, 0, 1)  # class 0, or background (= 1 class)
+    stats = GradientStats(cls_bins=4)
+    stats.update_cls(*classification_gradient_norms(logits, labels, torch.ones(9)))
+    cls = stats.result()['classification']
+    assert cls['counts_positive'] == [1, 0, 1, 1] and cls['counts_negative'] == [4, 1, 1, 0]
+    assert (cls['num_positive'], cls['num_negative']) == (3, 6)
+    np.testing.assert_allclose(cls['ghm_weights'], [0.45, 2.25, 1.125, 2.25], rtol=1e-6)
+    # CE: positives 0.1 + 0.6 + 0.9 = 1.6, negatives 0.4 + 0.3 + 0.6 = 1.3
+    # GHM-C: positives 0.045 + 0.675 + 2.025 = 2.745, negatives 0.18 + 0.675 + 0.675 = 1.53
+    fl_pos = 0.25 * (_fl(.1) + _fl(.6) + _fl(.9))
+    fl_neg = 0.75 * (4 * _fl(.1) + _fl(.3) + _fl(.6))
+    expected = dict(
+        ce=dict(all=1.6 / 2.9, easiest_region=0.1 / 0.5, hard=1.5 / 2.1),
+        # within one region beta is common: GHM-C's split there is CE's
+        ghmc=dict(all=2.745 / 4.275, easiest_region=0.2, hard=2.7 / 3.375),
+        fl=dict(all=fl_pos / (fl_pos + fl_neg), easiest_region=0.25 / (0.25 + 4 * 0.75),
+                hard=0.25 * (_fl(.6) + _fl(.9)) / (0.25 * (_fl(.6) + _fl(.9)) + 0.75 * _fl(.6))))
+    for key, parts in expected.items():
+        for part, value in parts.items():
+            assert cls['gradient_on_positives'][key][part] == pytest.approx(value, rel=1e-5), \
+                (key, part)
+    assert cls['hard_from'] == 0.5
+    np.testing.assert_allclose(cls['share_positive']['ghmc'],
+                               np.array([0.045, 0, 0.675, 2.025]) / 4.275, rtol=1e-5)
+    np.testing.assert_allclose(cls['share_negative']['ce'], np.array([0.4, 0.3, 0.6, 0]) / 2.9,
+                               rtol=1e-5)
+    assert cls['positive_fraction_in_region']['ce'][1] == 0
+    assert cls['positive_fraction_in_region']['fl'][3] == pytest.approx(1.0)
+    # normalised as the losses normalise: CE, FL by the 3 positives, GHM-C by the 9 elements
+    assert cls['normalised_total_gradient']['ce']['positive'] == pytest.approx(1.6 / 3, rel=1e-5)
+    assert cls['normalised_total_gradient']['ghmc']['negative'] == pytest.approx(1.53 / 9,
+                                                                                 rel=1e-5)
+    assert cls['normalisers'] == dict(ce=3.0, fl=3.0, ghmc=9.0)
+    for key in ('ce', 'fl', 'ghmc'):  # the split adds up to the existing totals and shares
+        np.testing.assert_allclose(np.add(cls['total_gradient_positive'][key],
+                                          cls['total_gradient_negative'][key]),
+                                   cls['total_gradient'][key], rtol=1e-12)
+        np.testing.assert_allclose(np.add(cls['share_positive'][key],
+                                          cls['share_negative'][key]), cls['share'][key])
+    json.dumps(cls, allow_nan=False)
+    lines = _load_tool().positive_split_lines(stats.result())
+    assert 'GHM-C 64.2 %' in lines[-4] and 'CE 20 %,' in lines[-3]
+
+
+def test_region_without_gradient_has_no_fraction():
+    """A region whose total is 0 (here: no hard elements) gives None, not NaN."""
+    stats = GradientStats(cls_bins=2)
+    stats.update_cls(torch.tensor([0.1, 0.2]), torch.tensor([True, False]))
+    cls = stats.result()['classification']
+    assert cls['gradient_on_positives']['ce']['hard'] is None
+    assert cls['positive_fraction_in_region']['ce'] == [pytest.approx(0.1 / 0.3), None]
+    json.dumps(cls, allow_nan=False)
+
+
+@pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (0.0, 0.5), (1.5, 0.75)])
+def test_focal_element_gradient_is_autograds_of_sigmoid_focal_loss(gamma, alpha):
+    """Analytic |dFL/dx| (alpha included) against autograd of MMDetection's
+    py_sigmoid_focal_loss and of torchvision's formula, per element."""
+    from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
+    x = (torch.randn(64, 3, dtype=torch.float64) * 4).requires_grad_()
+    t = (torch.rand(64, 3) < 0.3).double()
+    (grad,) = torch.autograd.grad(
+        py_sigmoid_focal_loss(x, t, gamma=gamma, alpha=alpha, reduction='sum'), x)
+    p = x.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(x, t, reduction='none')
+    p_t = p * t + (1 - p) * (1 - t)
+    tv = (alpha * t + (1 - alpha) * (1 - t)) * ce * (1 - p_t) ** gamma  # torchvision
+    (grad_tv,) = torch.autograd.grad(tv.sum(), x)
+    g = (p - t).abs().detach()
+    analytic = focal_element_gradient_norm(g, t > 0, gamma, alpha)
+    torch.testing.assert_close(analytic, grad.abs(), rtol=1e-9, atol=1e-15)
+    torch.testing.assert_close(analytic, grad_tv.abs(), rtol=1e-9, atol=1e-15)
+    if gamma == 0:  # alpha-balanced CE
+        torch.testing.assert_close(analytic, (torch.where(t > 0, alpha, 1 - alpha) * g))
+
+
+def test_positive_split_equals_the_losses_autograd(eager_kernels):
+    """Random inputs in two batches: per-region positive / negative totals of GHM-C equal
+    |grad| of GHMCLoss (momentum 0, weights from both batches as one call), FL's and CE's
+    equal MMDetection's FocalLoss / CrossEntropyLoss (avg_factor = positives)."""
+    from mmdet.models.losses import CrossEntropyLoss, FocalLoss
+    logits = torch.randn(600, 4) * 3
+    labels = torch.randint(0, 5, (600,))
+    weights = (torch.rand(600) > 0.2).float()
+    stats = GradientStats(cls_bins=30)
+    for part in (slice(0, 250), slice(250, 600)):
+        stats.update_cls(*classification_gradient_norms(logits[part], labels[part],
+                                                        weights[part]))
+    cls = stats.result()['classification']
+    g, pos = classification_gradient_norms(logits, labels, weights)
+    valid = weights > 0
+    num_pos = int(pos.sum())
+    region = torch.clamp((g * 30).floor().long(), max=29)
+
+    def by_target(pred_grad):
+        grad = pred_grad[valid].abs().reshape(-1).double()
+        return [torch.zeros(30, dtype=torch.float64).index_add_(0, region[m], grad[m]).numpy()
+                for m in (pos, ~pos)]
+
+    losses = dict(
+        ghmc=lambda x: GHMCLoss(bins=30, momentum=0, reduction='mean')(x, labels, weights),
+        fl=lambda x: FocalLoss()(x, labels, weights, avg_factor=num_pos),
+        ce=lambda x: CrossEntropyLoss(use_sigmoid=True)(x, labels, weights,
+                                                        avg_factor=num_pos))
+    for key, loss in losses.items():
+        pred = logits.clone().requires_grad_()
+        loss(pred).backward()
+        grad_pos, grad_neg = by_target(pred.grad)
+        norm = cls['normalisers'][key]
+        np.testing.assert_allclose(np.asarray(cls['total_gradient_positive'][key]) / norm,
+                                   grad_pos, rtol=1e-4, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(np.asarray(cls['total_gradient_negative'][key]) / norm,
+                                   grad_neg, rtol=1e-4, atol=1e-12, err_msg=key)
+        assert cls['normalised_total_gradient'][key]['positive'] == pytest.approx(
+            grad_pos.sum(), rel=1e-4)
+        assert cls['gradient_on_positives'][key]['all'] == pytest.approx(
+            grad_pos.sum() / (grad_pos.sum() + grad_neg.sum()), rel=1e-4)
+        hard = slice(15, 30)
+        assert cls['gradient_on_positives'][key]['hard'] == pytest.approx(
+            grad_pos[hard].sum() / (grad_pos[hard].sum() + grad_neg[hard].sum()), rel=1e-4)
+    assert cls['counts_positive'] == np.bincount(region[pos], minlength=30).tolist()
+    assert cls['num_negative'] == int(valid.sum()) * 4 - num_pos
+
+
 @pytest.fixture(scope='module')
 def tiny_model():
     from mmengine.config import Config
@@ -185,6 +327,9 @@ def test_tool_smoke_run_writes_four_figures_and_json(tmp_path, tiny_model):
     assert res['num_images'] == 2 and res['split'] == 'val'
     cls = res['classification']
     assert cls['num_elements'] == sum(cls['counts']) and cls['num_elements'] % 5 == 0
+    assert cls['num_positive'] + cls['num_negative'] == cls['num_elements']
+    assert np.add(cls['counts_positive'], cls['counts_negative']).tolist() == cls['counts']
+    assert set(cls['gradient_on_positives']) == {'ce', 'fl', 'ghmc'}
     assert res['regression']['num_elements'] == sum(res['regression']['counts']) > 0
     # no silent overwrite
     before = (out / 'gradient_density.json').read_bytes()

@@ -11,7 +11,9 @@ targets, and writes under ``--out-dir``:
   CE, FL (gamma 2, alpha 0.25) and GHM-C;
 * ``reg_contribution.png``       (d) the same for box regression: Smooth L1
   (beta 0.11), Authentic Smooth L1 and GHM-R;
-* ``gradient_density.json``      every number in the figures.
+* ``gradient_density.json``      every number in the figures, and how each
+  loss's classification gradient splits between positives (t = 1) and
+  negatives, per region and in total (also printed as a table).
 
 Usage::
 
@@ -295,6 +297,45 @@ def plot_reg_contribution(res, title, path):
     plt.close(fig)
 
 
+def _pct(value) -> str:
+    return '   -  ' if value is None else f'{100 * value:6.2f}'
+
+
+def positive_split_lines(res: dict) -> list:
+    """The printed table: per non-empty GHM-C region, positives and negatives and the
+    share of each loss's total classification gradient they carry; then the headline
+    shares of the gradient on positives and the normalised totals."""
+    cls, p = res['classification'], res['params']
+    keys = (('ce', 'CE'), ('fl', 'FL'), ('ghmc', 'GHM-C'))
+    head = f'{"region of g":>15} {"positives":>10} {"negatives":>12}' + ''.join(
+        f' {name + " %pos":>10} {name + " %neg":>10}' for _, name in keys)
+    lines = [f'classification gradient by target, {p["cls_bins"]} regions (% of each '
+             'loss\'s total sum of |dL/dx|):', head]
+    edges = cls['edges']
+    for j, count in enumerate(cls['counts']):
+        if count <= 0:
+            continue
+        lines.append(f'[{edges[j]:.3f}, {edges[j + 1]:.3f}) {cls["counts_positive"][j]:10,.0f} '
+                     f'{cls["counts_negative"][j]:12,.0f}' + ''.join(
+                         f' {_pct(cls["share_positive"][k][j]):>10} '
+                         f'{_pct(cls["share_negative"][k][j]):>10}' for k, _ in keys))
+    lines.append(f'{"all":>15} {cls["num_positive"]:10,} {cls["num_negative"]:12,}')
+    on_pos = cls['gradient_on_positives']
+    hard = 'none' if cls['hard_from'] is None else f'g >= {cls["hard_from"]:.3f}'
+    for part, label in (('all', 'all elements'),
+                        ('easiest_region', f'g < {edges[1]:.3f} (easiest region)'),
+                        ('hard', hard)):
+        lines.append(f'share of the classification gradient on positives, {label}: ' + ', '.join(
+            f'{name} ' + ('-' if on_pos[k][part] is None else f'{100 * on_pos[k][part]:.3g} %')
+            for k, name in keys))
+    norm = cls['normalised_total_gradient']
+    lines.append('normalised total gradient (CE, FL: / positives; GHM-C: / elements), '
+                 'positives | negatives: ' + ', '.join(
+                     f'{name} {norm[k]["positive"]:.4g} | {norm[k]["negative"]:.4g}'
+                     for k, name in keys if norm[k]['positive'] is not None))
+    return lines
+
+
 def write_outputs(res: dict, title: str, out_dir: str) -> None:
     """The four figures and the JSON."""
     import matplotlib
@@ -328,6 +369,7 @@ def main(argv=None) -> int:
           f'{cls["counts"][0] / max(cls["num_elements"], 1):.4f}; its share of the total '
           f'gradient: CE {cls["share"]["ce"][0]:.3f}, FL {cls["share"]["fl"][0]:.3f}, '
           f'GHM-C {cls["share"]["ghmc"][0]:.3f}')
+    print('\n'.join(positive_split_lines(res)))
     print(f'wrote {", ".join(OUTPUTS)} to {out_dir}')
     return 0
 
