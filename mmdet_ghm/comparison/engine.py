@@ -281,7 +281,8 @@ def run(comparison: Comparison, echo=print,
         threads=options.threads, epochs=options.epochs, stall_timeout=options.stall_timeout,
         status_every=options.status_every, code_root=code_root(),
         config_data=describe_config_data(comparison.cfg, cwd),
-        config_data_root=config_data_root(comparison.cfg, cwd), launcher=options.launcher)
+        config_data_root=config_data_root(comparison.cfg, cwd), launcher=options.launcher,
+        label='compare')
     if command is not None:
         grid.command = command
     elif options.launcher == 'pytorch':

@@ -206,6 +206,8 @@ class GridOptions:
     config_data_root: Optional[str] = None
     #: MMEngine's launcher in the training process (``none`` or ``pytorch``)
     launcher: str = 'none'
+    #: what the progress line calls the grid (``[study] 2/9 runs done; ...``)
+    label: str = 'study'
 
 
 def _claim(run: Run, echo) -> bool:
@@ -292,7 +294,7 @@ def _finish(run: Run, failed: List[Run], echo) -> None:
 
 
 def status_line(runs: Sequence[Run], running: Sequence[Run], todo_weight: float,
-                elapsed: float) -> str:
+                elapsed: float, label: str = 'study') -> str:
     """``k/n runs done, running: ..., ETA`` for the runs of this invocation."""
     done_now = sum(r.weight for r in runs if r.done and r.started) + sum(
         r.weight * progress_fraction(r) for r in running)
@@ -304,7 +306,7 @@ def status_line(runs: Sequence[Run], running: Sequence[Run], todo_weight: float,
     eta = ''
     if done_now > 0:
         eta = f', ETA {(todo_weight - done_now) * elapsed / done_now / 60:.0f} min'
-    return f'[study] {"; ".join(parts)}; elapsed {elapsed / 60:.1f} min{eta}'
+    return f'[{label}] {"; ".join(parts)}; elapsed {elapsed / 60:.1f} min{eta}'
 
 
 def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]:
@@ -350,7 +352,7 @@ def run_grid(runs: Sequence[Run], options: GridOptions, echo=print) -> List[Run]
                     _finish(run, failed, echo)
             if now - last_status >= options.status_every and (queue or running):
                 last_status = now
-                echo(status_line(pending, running, todo_weight, now - start))
+                echo(status_line(pending, running, todo_weight, now - start, options.label))
     finally:
         for run in running:  # interrupted: leave no orphan behind
             kill(run.proc)

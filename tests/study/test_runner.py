@@ -155,3 +155,4 @@ def test_status_line_estimates_the_remaining_time(tmp_path):
     runs[0].done, runs[0].started = True, 1.0  # 30 epochs done in 10 min
     line = status_line(runs, [], todo_weight=90.0, elapsed=600.0)
     assert line == '[study] 1/2 runs done; elapsed 10.0 min, ETA 20 min'
+    assert status_line(runs, [], 90.0, 600.0, label='compare').startswith('[compare] 1/2 runs')
