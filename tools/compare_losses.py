@@ -98,12 +98,14 @@ def write_report(comparison, echo=print) -> dict:
     from mmdet_ghm.comparison import anchor_report
     from mmdet_ghm.comparison.engine import code_root, records
     from mmdet_ghm.comparison.report import plot_curves, render_report, summarize
+    from mmdet_ghm.study.runner import relative_paths
     from mmdet_ghm.study.records import write_json_atomic
     recs = records(comparison)
     for record in recs:
         record['record'] = osp.join('records', record['record'])
     summary = summarize(recs, comparison.settings, comparison.own)
-    info = dict(config=comparison.config_rel, cfg_options=comparison.options.cfg_options,
+    info = dict(config=comparison.config_rel,
+                cfg_options=relative_paths(comparison.options.cfg_options, comparison.cwd),
                 clip=comparison.clip_note, head=comparison.kind.name, notes=comparison.notes,
                 labels={v.name: v.label for v in comparison.variants},
                 provenance=provenance(code_root()))

@@ -232,7 +232,8 @@ def collect_boxes(cfg, split: str = 'train', augment: bool = True, samples: Opti
     Returns:
         dict: ``gt_bboxes`` (per image ``(n, 4)`` float32 xyxy), ``ignore_flags``
         (per image ``(n,)`` bool), ``image_sizes`` (per image ``(h, w)``, before
-        padding), ``num_images`` (the split's), ``skipped`` (images the pipeline
+        padding), ``num_images`` (the images used), ``split_images`` (the split's, before
+        ``samples`` draws from it), ``skipped`` (images the pipeline
         dropped), ``source`` (``'pipeline'`` or ``'annotations'``) and
         ``resize`` (the ``Resize`` applied to the annotations, or None).
 
@@ -249,6 +250,7 @@ def collect_boxes(cfg, split: str = 'train', augment: bool = True, samples: Opti
     if not index:
         raise ValueError(f'the {split} split ({type_name(cfg[f"{split}_dataloader"].dataset)}) '
                          'has no images')
+    split_images = len(index)
     if samples is not None:
         if samples < 1:
             raise ValueError(f'samples must be >= 1, got {samples}')
@@ -259,7 +261,8 @@ def collect_boxes(cfg, split: str = 'train', augment: bool = True, samples: Opti
     np.random.seed(seed)
     torch.manual_seed(seed)
     resize = None if augment else deterministic_resize(cfg)
-    out = dict(gt_bboxes=[], ignore_flags=[], image_sizes=[], num_images=len(index), skipped=0,
+    out = dict(gt_bboxes=[], ignore_flags=[], image_sizes=[], num_images=len(index),
+               split_images=split_images, skipped=0,
                source='pipeline' if augment else 'annotations', resize=resize)
     for leaf, i in index:
         sample = _pipeline_sample(leaf, i) if augment else _annotation_sample(leaf, i, resize)

@@ -43,7 +43,7 @@ def measure(cfg, samples: int = SAMPLES) -> Dict:
     except ValueError as error:
         suggestion = dict(error=str(error))
     return dict(coverage=coverage, suggestion=suggestion,
-                images=len(data['gt_bboxes']), split_images=data['num_images'])
+                images=len(data['gt_bboxes']), split_images=data['split_images'])
 
 
 def cached_measure(cfg, work_dir: str, cwd: str) -> Dict:

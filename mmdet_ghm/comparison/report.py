@@ -131,8 +131,9 @@ def render_report(comparison_info: Dict, summary: Dict, anchors: Optional[str] =
     info = comparison_info
     prov = info['provenance']
     lines = [f'# Loss comparison on `{info["config"]}`', '']
+    options = ' '.join(f'`{k}={v}`' for k, v in (info['cfg_options'] or {}).items())
     lines.append(f'Head: `{info["head"]}`. Gradient clipping: {info["clip"]}. '
-                 f'`--cfg-options`: {info["cfg_options"] or "none"}.')
+                 f'`--cfg-options`: {options or "none"}.')
     lines.append('')
     lines.append('## Results (COCO bbox metrics on the val set after the last epoch, mean ± '
                  'sample std over seeds)')
@@ -156,6 +157,7 @@ def render_report(comparison_info: Dict, summary: Dict, anchors: Optional[str] =
     lines.append('')
     for setting in summary['settings']:
         notes = '; '.join(info['notes'].get(setting) or []) or 'nothing else'
+        notes = notes[:1].upper() + notes[1:]
         lines.append(f'- `{setting}`: {info["labels"].get(setting, "")}. {notes}.')
     lines.append('')
     lines.append('## Provenance')

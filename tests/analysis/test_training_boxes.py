@@ -69,3 +69,17 @@ def test_deterministic_resize_of_the_test_pipeline():
     cfg.test_dataloader.dataset.pipeline = [dict(type='RandomResize', scale=(128, 128))]
     with pytest.raises(ValueError, match='resizes with RandomResize'):
         deterministic_resize(cfg)
+
+
+def test_a_sample_of_the_split_says_how_many_images_the_split_has(tmp_path):
+    from mmengine.config import Config
+
+    from mmdet_ghm.analysis.training_boxes import collect_boxes
+    from mmdet_ghm.study.data_sets import QUICK_GENERATOR, run_overrides
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'synthetic',
+                                   'retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'))
+    cfg.merge_from_dict(run_overrides('shapes', str(tmp_path / 'tiny') + '/',
+                                      dict(QUICK_GENERATOR), quick=True))
+    data = collect_boxes(cfg, 'train', augment=False, samples=3, seed=0)
+    assert data['num_images'] == 3 and len(data['gt_bboxes']) == 3
+    assert data['split_images'] == QUICK_GENERATOR['num_train']
