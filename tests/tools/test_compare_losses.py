@@ -204,6 +204,10 @@ def test_bad_input_is_one_clear_error_before_any_training(compared, tmp_path, ca
     no_val = tiny_config(tmp_path, val_dataloader=None, val_evaluator=None, val_cfg=None)
     err = _cli_error([no_val, '--work-dir', str(tmp_path / 'a')], capsys, tmp_path)
     assert 'has no val_dataloader, val_evaluator, val_cfg' in err
+    by_iter = tiny_config(tmp_path, **{'train_cfg': dict(type='IterBasedTrainLoop',
+                                                         max_iters=10, _delete_=True)})
+    err = _cli_error([by_iter, '--work-dir', str(tmp_path / 'e')], capsys, tmp_path)
+    assert "train_cfg.type is 'IterBasedTrainLoop'" in err
     err = _cli_error([config, '--losses', 'fl', 'focal', '--work-dir', str(tmp_path / 'b')],
                      capsys, folder)
     assert "unknown loss setting(s) ['focal']" in err
