@@ -21,8 +21,6 @@ configs/_base_/losses/loss_settings.py. Heads: RetinaNet, FCOS, ATSS, GFL,
 Faster R-CNN's R-CNN head and GHMSSDHead (docs/compare_losses.md).
 """
 import argparse
-import datetime
-import json
 import os
 import os.path as osp
 import sys
@@ -78,27 +76,29 @@ def parse_args(argv=None):
 
 
 def provenance(code_root: str) -> dict:
-    """Commit, versions, machine and date, as the records give them."""
-    from mmdet_ghm.study.records import _cpu_model, code_state
-    import mmcv
-    import mmdet
-    import mmengine
+    """Commit, versions, machine and date, as the records give them (``code_state``,
+    ``environment``)."""
     import torch
-    code = code_state(code_root)
+
+    from mmdet_ghm.study.records import code_state, environment
+    code, env = code_state(code_root), environment()
     return dict(commit=code.get('commit'), dirty=code.get('dirty'),
-                versions=f'torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet '
-                f'{mmdet.__version__}, mmengine {mmengine.__version__}',
-                machine=f'{_cpu_model()}, {os.cpu_count()} cores' + (
+                versions=f'torch {env["torch"]}, mmcv {env["mmcv"]}, mmdet {env["mmdet"]}, '
+                f'mmengine {env["mmengine"]}',
+                machine=f'{env["machine"]["cpu"]}, {env["machine"]["cores"]} cores' + (
                     f', {torch.cuda.get_device_name(0)}' if torch.cuda.is_available() else ''),
-                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+                date=env['date'])
 
 
-def write_report(comparison, echo=print) -> dict:
-    """``report.md``, ``curves.png`` and ``results.json`` from the records; the summary."""
+def write_report(comparison, echo=print, extra=None) -> dict:
+    """``report.md``, ``curves.png`` and ``results.json`` from the records; the summary.
+
+    ``extra``: more top-level entries of ``results.json`` (the main job's run facts).
+    """
     from mmdet_ghm.comparison import anchor_report
     from mmdet_ghm.comparison.engine import code_root, records
     from mmdet_ghm.comparison.report import plot_curves, render_report, summarize
-    from mmdet_ghm.study.runner import relative_paths
+    from mmdet_ghm.study.data_sets import relative_paths
     from mmdet_ghm.study.records import write_json_atomic
     recs = records(comparison)
     for record in recs:
@@ -115,7 +115,8 @@ def write_report(comparison, echo=print) -> dict:
     with open(osp.join(work_dir, 'report.md'), 'w') as f:
         f.write(render_report(info, summary, anchors))
     plot_curves(summary, osp.join(work_dir, 'curves.png'), comparison.config_rel)
-    write_json_atomic(osp.join(work_dir, 'results.json'), dict(info=info, summary=summary))
+    write_json_atomic(osp.join(work_dir, 'results.json'),
+                      dict(info=info, summary=summary, **(extra or {})))
     echo(f'wrote {work_dir}/report.md, curves.png and results.json')
     return summary
 

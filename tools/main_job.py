@@ -24,7 +24,6 @@ Usage::
 """
 import argparse
 import datetime
-import json
 import os
 import os.path as osp
 import sys
@@ -97,7 +96,6 @@ def main(argv=None) -> int:
 
     from mmdet_ghm.comparison.engine import CompareError, CompareOptions, prepare, run
     from mmdet_ghm.study.data_sets import data_settings, run_overrides
-    from mmdet_ghm.study.records import write_json_atomic
     from mmdet_ghm.study.variants import VARIANTS
 
     # the user's paths are relative to where they run the command; the
@@ -122,19 +120,16 @@ def main(argv=None) -> int:
     except CompareError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    summary = write_report(comparison)
-    with open(osp.join(run_dir, 'results.json')) as f:
-        results = json.load(f)
-    results.update(run_dir=run_dir, quick=args.quick, seeds=seeds,
-                   total_wall_s=time.perf_counter() - start,
-                   date=datetime.datetime.now().isoformat(timespec='seconds'),
-                   failed=[r.tag for r in failed])
-    write_json_atomic(osp.join(run_dir, 'results.json'), results)
+    facts = dict(run_dir=run_dir, quick=args.quick, seeds=seeds,
+                 total_wall_s=time.perf_counter() - start,
+                 date=datetime.datetime.now().isoformat(timespec='seconds'),
+                 failed=[r.tag for r in failed])
+    summary = write_report(comparison, extra=facts)
     print(f'\nResults on the clean synthetic val split (COCO bbox metrics after the last '
           f'epoch; mean ± sample std over {len(seeds)} seed(s); s/iter with '
           f'{min(args.jobs, len(args.losses) * len(seeds))} run(s) training at once):')
     print_summary(summary)
-    print(f'\ntotal wall time {results["total_wall_s"] / 60:.1f} min; wrote {run_dir}/report.md, '
+    print(f'\ntotal wall time {facts["total_wall_s"] / 60:.1f} min; wrote {run_dir}/report.md, '
           'results.json and curves.png')
     if failed:
         print(f'FAILED: {", ".join(r.tag for r in failed)}')

@@ -10,7 +10,6 @@ threshold, the positives per box, the best-anchor IoU, and the
 (``anchors.json``) on a seeded sample of the train split through its pipeline.
 """
 import json
-import os
 import os.path as osp
 from typing import Dict, Optional
 
@@ -52,12 +51,9 @@ def cached_measure(cfg, work_dir: str, cwd: str) -> Dict:
     if osp.isfile(path):
         with open(path) as f:
             return json.load(f)
-    old = os.getcwd()
-    os.chdir(cwd)  # the config's data paths are relative to where the runs start
-    try:
+    from .engine import in_dir
+    with in_dir(cwd):  # the config's data paths are relative to where the runs start
         result = measure(cfg)
-    finally:
-        os.chdir(old)
     write_json_atomic(path, result)
     return result
 

@@ -8,21 +8,22 @@ checkpoint, exactly, with ``RNGStateHook``), locked (two invocations never
 train the same run), one record per finished run. Everything the user got
 wrong is reported before the first training starts (:func:`prepare`).
 """
+import contextlib
 import datetime
 import os
 import os.path as osp
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from mmdet_ghm.datasets.build_dir import file_sha256
-from mmdet_ghm.study.records import load_records, record_path
-from mmdet_ghm.study.runner import (GridOptions, Run, StudyError, plan, relative_paths,
-                                    run_grid)
+from mmdet_ghm.study.data_sets import relative_paths
+from mmdet_ghm.study.records import load_records
+from mmdet_ghm.study.runner import GridOptions, Run, StudyError, plan, run_grid
 from mmdet_ghm.study.variants import CONFIG_DATA, Variant
 
 from . import loss_settings as ls
-from .work_dir import IDENTITY, claim, config_digest
+from .work_dir import claim, config_digest
 
 #: The losses compared when none are given: the config's own, FL and published GHM.
 DEFAULT_SETTINGS = ('own', 'fl', 'ghm')
@@ -125,8 +126,7 @@ def choose_settings(requested: Optional[Sequence[str]], kind: ls.HeadKind,
         except ls.UnsupportedConfig as error:
             raise CompareError(str(error)) from None
         return [s for s in ls.SETTINGS if s in requested]
-    chosen = [s for s in DEFAULT_SETTINGS if s in kind.settings and s != own]
-    return chosen
+    return [s for s in DEFAULT_SETTINGS if s in kind.settings and s != own]
 
 
 def prepare(options: CompareOptions, cwd: Optional[str] = None) -> Comparison:
@@ -182,12 +182,29 @@ def prepare(options: CompareOptions, cwd: Optional[str] = None) -> Comparison:
                       config_rel, cwd)
 
 
-def config_data_root(cfg, cwd: str) -> Optional[str]:
-    """The train set's ``data_root``, absolute with a trailing slash (None without one)."""
-    dataset = cfg.get('train_dataloader', {}).get('dataset', {})
+@contextlib.contextmanager
+def in_dir(path: str) -> Iterator[None]:
+    """Work in ``path`` for a while: a config's relative data paths are the runs' (MMDetection's
+    way), so whatever reads the data from this process reads it from there."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def dataset_cfg(cfg, split: str) -> Dict:
+    """The ``<split>_dataloader``'s dataset, inside its wrappers (``RepeatDataset``, ...)."""
+    dataset = cfg.get(f'{split}_dataloader', {}).get('dataset', {})
     while 'dataset' in dataset and 'ann_file' not in dataset:
         dataset = dataset['dataset']
-    root = dataset.get('data_root')
+    return dataset
+
+
+def config_data_root(cfg, cwd: str) -> Optional[str]:
+    """The train set's ``data_root``, absolute with a trailing slash (None without one)."""
+    root = dataset_cfg(cfg, 'train').get('data_root')
     return osp.join(osp.abspath(osp.join(cwd, root)), '') if root else None
 
 
@@ -200,9 +217,7 @@ def describe_config_data(cfg, cwd: str) -> Dict:
     hashes, params = {}, {}
     root_id = None
     for split in ('train', 'val'):
-        dataset = cfg.get(f'{split}_dataloader', {}).get('dataset', {})
-        while 'dataset' in dataset and 'ann_file' not in dataset:  # wrappers (RepeatDataset)
-            dataset = dataset['dataset']
+        dataset = dataset_cfg(cfg, split)
         root = dataset.get('data_root') or ''
         if root and root_id is None:
             root_id = osp.basename(osp.normpath(root))
@@ -270,12 +285,8 @@ def run(comparison: Comparison, echo=print,
     cwd = comparison.cwd
     runs = comparison.runs()
     if any(not r.done for r in runs):
-        old = os.getcwd()
-        os.chdir(cwd)  # the config's relative data paths are the runs' (MMDetection's way)
-        try:
+        with in_dir(cwd):
             build_data(comparison.cfg, echo)
-        finally:
-            os.chdir(old)
     grid = GridOptions(
         root=cwd, work_dir=osp.join(comparison.work_dir, 'runs'), jobs=options.jobs,
         threads=options.threads, epochs=options.epochs, stall_timeout=options.stall_timeout,
@@ -298,6 +309,3 @@ def records(comparison: Comparison) -> List[dict]:
     wanted = {(v.name, s) for v in comparison.variants for s in comparison.options.seeds}
     return [r for r in load_records(comparison.records_dir) if (r['variant'], r['seed']) in wanted]
 
-
-__all__ = ['CompareError', 'CompareOptions', 'Comparison', 'IDENTITY', 'prepare', 'run',
-           'records', 'record_path', 'default_work_dir']

@@ -16,7 +16,6 @@ configs do it:
 * every setting gets the same gradient clipping (:func:`clip_overrides`) and
   ``RNGStateHook`` (exact resume); GHM settings add ``GHMStatsHook``.
 """
-import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -265,7 +264,3 @@ def swap(cfg, setting: str, kind: Optional[HeadKind] = None) -> Tuple[Dict, List
         overrides['custom_hooks'] = _hooks(cfg, ['RNGStateHook'], drop=['GHMStatsHook'])
     return overrides, notes
 
-
-def settings_path() -> str:
-    """Where the definitions live (for messages and docs)."""
-    return osp.relpath(config_path(DEFINITIONS))

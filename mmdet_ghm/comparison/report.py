@@ -3,7 +3,6 @@
 Everything in it is computed from the run records (:func:`summarize`), so the
 report can be written again at any time and always agrees with them.
 """
-import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 from mmdet_ghm.engine.hooks.ghm_stats_hook import shows_low_ap_signature
@@ -195,9 +194,3 @@ def plot_curves(summary: Dict, path: str, title: str) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
-
-def relative_record_links(records: Sequence[dict], records_dir: str) -> None:
-    """Give each record its path relative to the work dir (``records/<loss>/seed<k>.json``)."""
-    for record in records:
-        if 'record' in record:
-            record['record'] = osp.join(osp.basename(records_dir), record['record'])

@@ -6,6 +6,7 @@ A set is named by its id (``synthetic_shapes``, ``synthetic_shapes_noise4``,
 and overrides made :func:`portable`, never a machine's absolute path. The
 runner and the record migration both build on this module.
 """
+import os
 import os.path as osp
 from typing import Dict, Optional
 
@@ -64,20 +65,31 @@ def run_overrides(dataset: str, data_root: str, params: dict, quick: bool) -> Di
     return overrides
 
 
+def map_strings(value, fn):
+    """``value`` (a string, or dicts and lists of them) with ``fn`` applied to every string."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {key: map_strings(item, fn) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [map_strings(item, fn) for item in value]
+    return value
+
+
 def portable(value, data_root: str, set_id: str):
     """``value`` with the machine's ``data_root`` written as ``data/<set_id>/``.
 
     Records name data sets by id, relative to the repository (where the
     runner puts them by default), never by a machine's absolute path.
     """
-    if isinstance(value, str):
-        return f'{DATA_DIR}/{set_id}/' + value[len(data_root):] if value.startswith(
-            data_root) else value
-    if isinstance(value, dict):
-        return {key: portable(item, data_root, set_id) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [portable(item, data_root, set_id) for item in value]
-    return value
+    return map_strings(value, lambda s: f'{DATA_DIR}/{set_id}/' + s[len(data_root):]
+                       if s.startswith(data_root) else s)
+
+
+def relative_paths(value, base: str):
+    """``value`` with the paths under ``base`` written relative to it."""
+    prefix = base.rstrip(os.sep) + os.sep
+    return map_strings(value, lambda s: osp.relpath(s, base) if s.startswith(prefix) else s)
 
 
 def describe_data(set_id: str, data_root: str, params: dict, stats) -> Dict:

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .data_sets import build_data_set, data_settings, describe_data, portable, run_overrides
+from .data_sets import (build_data_set, data_settings, describe_data, portable,
+                        relative_paths, run_overrides)
 from .records import code_state, read_record, record_path
 from .run_lock import RunLock, try_lock
 from .variants import CONFIG_DATA, Variant
@@ -90,18 +91,6 @@ def prepare_data(runs: Sequence[Run], quick: bool, data_dir: Optional[str], echo
         except (ValueError, FileExistsError, OSError) as error:
             raise StudyError(f'cannot prepare the data set {root}: {error}') from None
     return described
-
-
-def relative_paths(value, base: str):
-    """``value`` with the paths under ``base`` written relative to it."""
-    prefix = base.rstrip(os.sep) + os.sep
-    if isinstance(value, str):
-        return osp.relpath(value, base) if value.startswith(prefix) else value
-    if isinstance(value, dict):
-        return {key: relative_paths(item, base) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [relative_paths(item, base) for item in value]
-    return value
 
 
 def new_attempt_dir(parent: str) -> str:
