@@ -282,7 +282,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
     (:func:`render_stats_table`), ``grid``, ``grid-pretrained`` and their
     ``-ap50`` forms (:func:`render_grid_table`), ``pretrained-control``
-    (:func:`render_control_table`), ``pretrained-cost`` (:func:`render_cost_table`)
+    (:func:`render_control_table`), ``pretrained-cost`` (:func:`render_cost_table`),
+    ``ablation-factors`` / ``ablation-summary`` (the crowns factor ablation,
+    :mod:`~mmdet_ghm.study.ablation`), ``fair-grid`` (:mod:`~mmdet_ghm.study.fair_grid`)
     or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
     alarms and misses per way of sampling the statistics), each also with ``-lite0``
     (the EfficientNet-Lite0 runs only; :mod:`~mmdet_ghm.study.diagnosis`).
@@ -316,6 +318,13 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
             return render_control_table(study, results)
         if group == 'pretrained-cost':
             return render_cost_table(study)
+        if group == 'fair-grid':
+            from .fair_grid import render_fair_table
+            return render_fair_table(study, results)
+        if group in ('ablation-factors', 'ablation-summary'):
+            from .ablation import ablation_rows, render_ablation_summary, render_ablation_table
+            return (render_ablation_table(study, results) if group == 'ablation-factors'
+                    else render_ablation_summary(ablation_rows(study)))
         return render_table(study, group, results)
 
     return regenerate_blocks(text, BLOCK, render)[0]

@@ -1,0 +1,171 @@
+"""The fair tree-crowns grid (issue 35): every loss gets the same tuning budget.
+
+The rule, fixed before the grid's runs (docs/study.md, "A fair grid"):
+
+1. **Candidates.** A set-up factor of the ablation
+   (:data:`~mmdet_ghm.study.variants.ABLATION_FACTORS`; the losses' own options
+   are not tuned, each loss keeps its published settings) *qualifies* for FL
+   or for published GHM when, on the tuning seeds (0 and 1), its mean mAP
+   exceeds the corrected AdamW cell's by more than the two standard deviations
+   added up. The candidate set-ups: the corrected set-up, FL's qualifying
+   factors together, and GHM's qualifying factors together (a set-up listed
+   once; none beside the corrected one when no factor qualifies).
+2. **Budget.** Every loss of the grid (CE, FL, published GHM, GHM + cap)
+   trains on every candidate, in both recipes, with the tuning seeds.
+3. **Best against best.** Per loss and recipe, the candidate with the
+   highest mean mAP over the tuning seeds; seed 2 is added there, and the
+   loss is reported over :data:`FINAL_SEEDS`.
+4. **Shared set-up.** Per recipe, the candidate with the highest mean over
+   the losses of (the loss's tuning mAP there) / (its best candidate's); every
+   loss is reported there over :data:`FINAL_SEEDS`.
+
+The crowns have no test split: set-ups are chosen on the val split they are
+reported on, the same way for every loss.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .ablation import ablation_name, cell_name
+from .aggregate import format_mean_std, grid_name, mean_std, runs_link
+from .variants import ABLATION_FACTORS, LITE0_PREFIX
+
+#: The losses of the grid (keys of :data:`~mmdet_ghm.study.variants.LOSSES`) and
+#: what the tables call them.
+FAIR_LOSSES = (('ce', 'CE'), ('fl', 'FL'), ('ghm', 'GHM, published'), ('ghm-cap', 'GHM, cap 100'))
+#: The losses whose ablation proposes candidates.
+PROPOSING_LOSSES = ('fl', 'ghm')
+TUNING_SEEDS = (0, 1)
+FINAL_SEEDS = (0, 1, 2)
+RECIPES = (('adamw', 'AdamW'), ('sgd', 'SGD step'))
+#: The name of the corrected set-up (no factor changed).
+CORRECTED = 'corrected'
+
+
+def setup_name(factors: Sequence[str]) -> str:
+    """``corrected`` for no factor, else the factors joined by ``+`` (definition order)."""
+    ordered = [f for f in ABLATION_FACTORS if f in factors]
+    return '+'.join(ordered) if ordered else CORRECTED
+
+
+def fair_name(setup: str, recipe: str, loss: str) -> str:
+    """The variant of ``loss`` on a candidate set-up; the corrected set-up's are the
+    corrected cells' (``lite0-corrected-crowns-...``)."""
+    prefix = f'{LITE0_PREFIX}{CORRECTED}-' if setup == CORRECTED else f'{LITE0_PREFIX}fair-{setup}-'
+    return grid_name('crowns', recipe, loss, prefix)
+
+
+def _by_seed(study: Dict, name: str) -> Dict[int, float]:
+    variant = study['variants'].get(name)
+    return {} if variant is None else {r['seed']: r['bbox_mAP'] for r in variant['runs']
+                                       if r['bbox_mAP'] is not None}
+
+
+def _on(values: Dict[int, float], seeds: Sequence[int]) -> Optional[Dict]:
+    """mean ± std of ``values`` on exactly ``seeds`` (None when one is missing)."""
+    if not all(s in values for s in seeds):
+        return None
+    return mean_std([values[s] for s in seeds])
+
+
+def factor_gain(study: Dict, loss: str, factor: str) -> Optional[Tuple[float, float]]:
+    """``(gain, spreads)``: the factor's mean mAP minus the cell's on the tuning seeds,
+    and their standard deviations added up; None until both have the seeds."""
+    changed = _on(_by_seed(study, ablation_name(loss, factor)), TUNING_SEEDS)
+    cell = _on(_by_seed(study, cell_name(loss)), TUNING_SEEDS)
+    if changed is None or cell is None:
+        return None
+    return changed['mean'] - cell['mean'], changed['std'] + cell['std']
+
+
+def qualifying_factors(study: Dict, loss: str) -> Optional[List[str]]:
+    """The set-up factors that qualify for ``loss`` (rule 1); None while a factor
+    still lacks a tuning seed (the candidates are not decided yet)."""
+    gains = {factor: factor_gain(study, loss, factor) for factor in ABLATION_FACTORS}
+    if any(g is None for g in gains.values()):
+        return None
+    return [f for f, (gain, spreads) in gains.items() if gain > spreads]
+
+
+def candidate_setups(study: Dict) -> Optional[Dict[str, Tuple[str, ...]]]:
+    """``{set-up name: factors}`` of rule 1, the corrected set-up first; None until
+    the ablation has every factor on the tuning seeds for FL and GHM."""
+    setups = {CORRECTED: ()}
+    for loss in PROPOSING_LOSSES:
+        factors = qualifying_factors(study, loss)
+        if factors is None:
+            return None
+        if factors:
+            setups.setdefault(setup_name(factors), tuple(factors))
+    return setups
+
+
+def tuning_means(study: Dict, setups: Sequence[str], recipe: str,
+                 loss: str) -> Optional[Dict[str, float]]:
+    """``{set-up: mean mAP over the tuning seeds}``; None while one lacks a seed."""
+    means = {}
+    for setup in setups:
+        stat = _on(_by_seed(study, fair_name(setup, recipe, loss)), TUNING_SEEDS)
+        if stat is None:
+            return None
+        means[setup] = stat['mean']
+    return means
+
+
+def best_setup(study: Dict, setups: Sequence[str], recipe: str, loss: str) -> Optional[str]:
+    """Rule 3: the loss's candidate with the highest tuning mean (first on a tie)."""
+    means = tuning_means(study, setups, recipe, loss)
+    return None if means is None else max(setups, key=lambda s: means[s])
+
+
+def shared_setup(study: Dict, setups: Sequence[str], recipe: str,
+                 losses: Sequence[str] = tuple(k for k, _ in FAIR_LOSSES)) -> Optional[str]:
+    """Rule 4: the candidate with the highest mean over ``losses`` of their tuning
+    mAP there over their best candidate's."""
+    per_loss = [tuning_means(study, setups, recipe, loss) for loss in losses]
+    if any(m is None for m in per_loss):
+        return None
+
+    def score(setup):
+        return sum(m[setup] / max(m.values()) for m in per_loss if max(m.values()) > 0)
+    return max(setups, key=score)
+
+
+def render_fair_table(study: Dict, results: str = 'docs/results') -> str:
+    """Markdown table: per recipe, each loss at its best candidate and at the shared
+    set-up, mAP over :data:`FINAL_SEEDS` and its ratio to FL's; cells not yet
+    decided or trained say what is missing."""
+    setups = candidate_setups(study)
+    if setups is None:
+        return ('_The candidates are not decided yet: the ablation needs every set-up factor '
+                f'for FL and GHM on seeds {", ".join(map(str, TUNING_SEEDS))}._')
+    head = ' | '.join(f'{title}: {what}' for _, title in RECIPES
+                      for what in ('best set-up', 'mAP there', '÷ FL', 'mAP at the shared set-up',
+                                   '÷ FL'))
+    lines = [f'| loss | {head} |', '| --- |' + ' --- | ---: | ---: | ---: | ---: |' * len(RECIPES)]
+    final = {}
+    for recipe, _ in RECIPES:
+        shared = shared_setup(study, list(setups), recipe)
+        for loss, _ in FAIR_LOSSES:
+            best = best_setup(study, list(setups), recipe, loss)
+            for kind, setup in (('best', best), ('shared', shared)):
+                name = fair_name(setup, recipe, loss) if setup else None
+                final[recipe, loss, kind] = (setup, name, _on(_by_seed(study, name), FINAL_SEEDS)
+                                             if name else None)
+    for loss, title in FAIR_LOSSES:
+        cells = []
+        for recipe, _ in RECIPES:
+            for kind in ('best', 'shared'):
+                setup, name, stat = final[recipe, loss, kind]
+                fl_stat = final[recipe, 'fl', kind][2]
+                if kind == 'best':
+                    cells.append(f'`{setup}`' if setup else 'tuning runs missing')
+                if stat is None:
+                    cells += ['seeds missing' if setup else '–', '–']
+                    continue
+                cells.append(f'[{format_mean_std(stat)}]({runs_link(results, name)})')
+                cells.append(f'{stat["mean"] / fl_stat["mean"]:.2f}'
+                             if fl_stat and fl_stat['mean'] else '–')
+        lines.append(f'| {title} | ' + ' | '.join(cells) + ' |')
+    shared = ', '.join(f'{title}: `{final[recipe, "fl", "shared"][0] or "not decided"}`'
+                       for recipe, title in RECIPES)
+    candidates = ', '.join(f'`{s}`' for s in setups)
+    return '\n'.join(lines) + f'\n\nCandidates: {candidates}. Shared set-up: {shared}.'

@@ -1,0 +1,109 @@
+"""Tests of the fair crowns grid's rule: candidates, best against best, the shared set-up."""
+import pytest
+
+from mmdet_ghm.study.ablation import ablation_name, cell_name
+from mmdet_ghm.study.fair_grid import (CORRECTED, best_setup, candidate_setups, fair_name,
+                                       factor_gain, qualifying_factors, render_fair_table,
+                                       setup_name, shared_setup)
+from mmdet_ghm.study.variants import ABLATION_FACTORS
+
+from .test_ablation import study_of
+
+
+def ablation(gains, cell=(0.10, 0.12)):
+    """Cell and ablation runs: ``{(loss, factor): (seed 0, seed 1)}`` for the factors
+    given, every other factor equal to the cell (``cell``: its seeds 0, 1)."""
+    maps = {}
+    for loss in ('fl', 'ghm'):
+        maps[cell_name(loss)] = dict(enumerate(cell))
+        for factor in ABLATION_FACTORS:
+            maps[ablation_name(loss, factor)] = dict(enumerate(gains.get((loss, factor), cell)))
+    return maps
+
+
+def test_a_factor_qualifies_by_more_than_the_spreads_added_up():
+    # cell 0.11 ± 0.014; anchors3 for FL 0.21 ± 0.014 (gain 0.10 > 0.028): qualifies;
+    # no-jitter for GHM 0.13 ± 0.014: gain 0.02 < 0.028: does not
+    maps = ablation({('fl', 'anchors3'): (0.20, 0.22), ('ghm', 'no-jitter'): (0.12, 0.14),
+                     ('ghm', 'anchors3'): (0.2, 0.2), ('ghm', 'batch8'): (0.2, 0.2)})
+    study = study_of(maps)
+    gain, spreads = factor_gain(study, 'fl', 'anchors3')
+    assert gain == pytest.approx(0.10) and spreads == pytest.approx(2 * 0.02 / 2 ** 0.5)
+    assert qualifying_factors(study, 'fl') == ['anchors3']
+    assert qualifying_factors(study, 'ghm') == ['anchors3', 'batch8']
+    assert candidate_setups(study) == {CORRECTED: (), 'anchors3': ('anchors3',),
+                                       'anchors3+batch8': ('anchors3', 'batch8')}
+
+
+def test_candidates_wait_for_every_factor_on_the_tuning_seeds():
+    maps = ablation({})
+    del maps[ablation_name('ghm', 'no-clip')][1]
+    study = study_of(maps)
+    assert qualifying_factors(study, 'ghm') is None and candidate_setups(study) is None
+    assert 'not decided yet' in render_fair_table(study)
+    # a third seed does not change the decision (only the tuning seeds count)
+    maps = ablation({('fl', 'anchors3'): (0.20, 0.22)})
+    maps[ablation_name('fl', 'anchors3')][2] = 0.0
+    assert candidate_setups(study_of(maps)) == {CORRECTED: (), 'anchors3': ('anchors3',)}
+
+
+def test_names_of_set_ups_and_their_variants():
+    assert setup_name(['no-jitter', 'anchors3']) == 'anchors3+no-jitter'
+    assert setup_name([]) == CORRECTED
+    assert fair_name(CORRECTED, 'adamw', 'ghm') == cell_name('ghm')
+    assert fair_name(CORRECTED, 'sgd', 'ce') == 'lite0-corrected-crowns-sgd-ce'
+    assert fair_name('anchors3', 'sgd', 'ghm-cap') == 'lite0-fair-anchors3-crowns-sgd-ghm-cap'
+
+
+def grid(tuning):
+    """Runs of the fair grid, ``{(setup, recipe, loss): (seed 0, seed 1[, seed 2])}``, beside
+    the ablation: FL's anchors3 qualifies, nothing else; FL's and GHM's corrected runs are
+    the cell's (0.10, 0.12)."""
+    maps = ablation({('fl', 'anchors3'): (0.20, 0.22)})
+    for (setup, recipe, loss), values in tuning.items():
+        maps[fair_name(setup, recipe, loss)] = dict(enumerate(values))
+    return study_of(maps)
+
+
+TUNING = {(CORRECTED, 'adamw', 'ce'): (0.05, 0.05), ('anchors3', 'adamw', 'ce'): (0.04, 0.04),
+          ('anchors3', 'adamw', 'fl'): (0.20, 0.22), ('anchors3', 'adamw', 'ghm'): (0.06, 0.06),
+          (CORRECTED, 'adamw', 'ghm-cap'): (0.09, 0.09),
+          ('anchors3', 'adamw', 'ghm-cap'): (0.08, 0.08)}
+
+
+def test_best_against_best_and_the_shared_set_up():
+    setups = [CORRECTED, 'anchors3']
+    study = grid(TUNING)
+    assert candidate_setups(study) == {CORRECTED: (), 'anchors3': ('anchors3',)}
+    assert best_setup(study, setups, 'adamw', 'ce') == CORRECTED
+    assert best_setup(study, setups, 'adamw', 'fl') == 'anchors3'
+    assert best_setup(study, setups, 'adamw', 'ghm') == CORRECTED
+    assert best_setup(study, setups, 'adamw', 'ghm-cap') == CORRECTED
+    # relative scores: corrected 1 + 0.11 / 0.21 + 1 + 1; anchors3 0.8 + 1 + 0.55 + 0.89
+    assert shared_setup(study, setups, 'adamw') == CORRECTED
+    assert best_setup(study, setups, 'sgd', 'fl') is None  # not trained
+    # anchors3 best for three losses: corrected 0.83 + 0.52 + 0.55 + 1, anchors3 1 + 1 + 1 + 0.89
+    study = grid({**TUNING, ('anchors3', 'adamw', 'ce'): (0.06, 0.06),
+                  ('anchors3', 'adamw', 'ghm'): (0.2, 0.2)})
+    assert shared_setup(study, setups, 'adamw') == 'anchors3'
+    assert best_setup(study, setups, 'adamw', 'ghm-cap') == CORRECTED
+
+
+def test_table_reports_three_seeds_at_the_chosen_set_ups():
+    study = grid({**TUNING, ('anchors3', 'adamw', 'ce'): (0.06, 0.06),
+                  ('anchors3', 'adamw', 'fl'): (0.20, 0.22, 0.24),
+                  ('anchors3', 'adamw', 'ghm'): (0.20, 0.20, 0.14),
+                  (CORRECTED, 'adamw', 'ghm-cap'): (0.09, 0.09, 0.09)})
+    table = render_fair_table(study, 'results')
+    rows = {line.split(' | ')[0].strip('| '): line for line in table.splitlines()}
+    # FL at anchors3 over seeds 0-2: 0.22 ± 0.02; GHM 0.18 ± 0.035, 0.82 of FL's; both shared
+    fl = '[0.220 ± 0.020](results/runs/lite0-fair-anchors3-crowns-fl/) | 1.00'
+    assert f'| FL | `anchors3` | {fl} | {fl} |' in rows['FL']
+    ghm = '[0.180 ± 0.035](results/runs/lite0-fair-anchors3-crowns-ghm/) | 0.82'
+    assert f'| `anchors3` | {ghm} | {ghm} |' in rows['GHM, published']
+    # GHM + cap's best is the corrected cell (3 seeds); at the shared anchors3 it lacks seed 2
+    cap = '[0.090 ± 0.000](results/runs/lite0-corrected-crowns-ghm-cap/) | 0.41'
+    assert f'| `corrected` | {cap} | seeds missing | – |' in rows['GHM, cap 100']
+    assert '| `anchors3` | seeds missing | – | seeds missing | – |' in rows['CE']
+    assert '| tuning runs missing |' in rows['FL']  # the SGD recipe: nothing trained
+    assert 'Shared set-up: AdamW: `anchors3`, SGD step: `not decided`.' in table
