@@ -30,7 +30,8 @@ GROUPS = ('main', 'families', 'options', 'halves', 'noise', '60e', 'heads', 'sha
 #: by the block that shows it: ``grid`` is the from-scratch tiny R-18 RetinaNet,
 #: ``grid-pretrained`` the ImageNet-pretrained EfficientNet-Lite0 one.
 GRID_PREFIXES = {'grid': REGIMES['tiny']['prefix'],
-                 'grid-pretrained': REGIMES['lite0-pretrained']['prefix']}
+                 'grid-pretrained': REGIMES['lite0-pretrained']['prefix'],
+                 'grid-corrected': REGIMES['lite0-corrected']['prefix']}
 #: The control of the pretrained regime: (loss key, row title) x recipe, the
 #: pretrained network against the same network from scratch, on the crowns.
 CONTROL_ROWS = (('fl', 'FL'), ('ghm', 'GHM, published'))
@@ -44,6 +45,11 @@ GRID_ROWS = (('ce', 'CE'), ('fl', 'FL'), ('ghm', 'GHM, published'),
 #: Columns: (data set, recipe, heading).
 GRID_COLUMNS = (('shapes', 'adamw', 'synthetic, AdamW'), ('shapes', 'sgd', 'synthetic, SGD step'),
                 ('crowns', 'adamw', 'tree crowns, AdamW'), ('crowns', 'sgd', 'tree crowns, SGD step'))
+#: The corrected crowns cells (issue 35): the grid's losses and GHM's two halves,
+#: crowns columns only (rows, columns of :func:`render_grid_table`).
+CORRECTED_LAYOUT = ((('ce', 'CE + L1'), ('fl', 'FL + L1'), ('ghmc-l1', 'GHM-C + L1'),
+                     ('fl-ghmr', 'FL + GHM-R'), ('ghm', 'GHM-C + GHM-R, published'),
+                     ('ghm-cap', 'GHM-C + GHM-R, cap 100')), GRID_COLUMNS[2:])
 #: Panels per row of the plot.
 PLOT_COLUMNS = 5
 #: Variants drawn for comparison in every panel of the tiny R-18 but ``main``.
@@ -208,25 +214,27 @@ def _cell(study: Dict, name: str, metric: str, results: str, bold: bool = False)
 
 
 def render_grid_table(study: Dict, metric: str = 'bbox_mAP',
-                      results: str = 'docs/results', prefix: str = '') -> str:
+                      results: str = 'docs/results', prefix: str = '',
+                      rows=GRID_ROWS, columns=GRID_COLUMNS) -> str:
     """Markdown table: loss settings x (data set, recipe), mean ± std (seeds) of ``metric``.
 
     ``metric`` is ``bbox_mAP`` or ``AP50``; ``prefix`` picks the regime's
-    variants (:data:`GRID_PREFIXES`); a cell links the variant's records
+    variants (:data:`GRID_PREFIXES`); ``rows`` and ``columns`` as
+    :data:`GRID_ROWS` and :data:`GRID_COLUMNS`; a cell links the variant's records
     (:func:`runs_link`). The best mean of each column is in bold; a loss
     setting with no run in any column has no row.
     """
     best = {}
-    for dataset, recipe, _ in GRID_COLUMNS:
+    for dataset, recipe, _ in columns:
         means = [_cell_stat(study, grid_name(dataset, recipe, key, prefix), metric)
-                 for key, _ in GRID_ROWS]
+                 for key, _ in rows]
         means = [m['mean'] for m in means if m and m['mean'] is not None]
         best[dataset, recipe] = max(means) if means else None
-    head = ' | '.join(title for _, _, title in GRID_COLUMNS)
-    lines = [f'| loss | {head} |', '| --- |' + ' ---: |' * len(GRID_COLUMNS)]
-    for key, title in GRID_ROWS:
+    head = ' | '.join(title for _, _, title in columns)
+    lines = [f'| loss | {head} |', '| --- |' + ' ---: |' * len(columns)]
+    for key, title in rows:
         cells = []
-        for dataset, recipe, _ in GRID_COLUMNS:
+        for dataset, recipe, _ in columns:
             name = grid_name(dataset, recipe, key, prefix)
             st = _cell_stat(study, name, metric)
             cells.append(_cell(study, name, metric, results,
@@ -280,7 +288,7 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
     """``text`` (a Markdown page) with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
-    (:func:`render_stats_table`), ``grid``, ``grid-pretrained`` and their
+    (:func:`render_stats_table`), ``grid``, ``grid-pretrained``, ``grid-corrected`` and their
     ``-ap50`` forms (:func:`render_grid_table`), ``pretrained-control``
     (:func:`render_control_table`), ``pretrained-cost`` (:func:`render_cost_table`),
     ``ablation-factors`` / ``ablation-summary`` (the crowns factor ablation,
@@ -312,8 +320,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
             return render_rows(rows)
         if group.startswith('grid'):
             regime = group[:-len('-ap50')] if group.endswith('-ap50') else group
+            layout = CORRECTED_LAYOUT if regime == 'grid-corrected' else (GRID_ROWS, GRID_COLUMNS)
             return render_grid_table(study, 'AP50' if group.endswith('-ap50') else 'bbox_mAP',
-                                     results, GRID_PREFIXES[regime])
+                                     results, GRID_PREFIXES[regime], *layout)
         if group == 'pretrained-control':
             return render_control_table(study, results)
         if group == 'pretrained-cost':

@@ -162,6 +162,19 @@ def test_grid_tables_per_regime_bold_the_best_and_drop_empty_rows():
         == '_No runs recorded yet._'
 
 
+def test_corrected_grid_shows_ghms_halves_on_the_crowns_only():
+    study = aggregate([make_record('lite0-corrected-crowns-sgd-ghmc-l1', 0, [(48, 0.05)]),
+                       make_record('lite0-corrected-crowns-fl', 0, [(48, 0.07)]),
+                       make_record('lite0-pretrained-crowns-ghm', 0, [(48, 0.02)])])
+    page = update_study_blocks('<!-- study:grid-corrected:begin -->\n'
+                               '<!-- study:grid-corrected:end -->', study, 'results')
+    assert '| loss | tree crowns, AdamW | tree crowns, SGD step |' in page
+    halves = '[**0.050 (n=1)**](results/runs/lite0-corrected-crowns-sgd-ghmc-l1/)'
+    assert f'| GHM-C + L1 | – | {halves} |' in page
+    assert '| FL + L1 | [**0.070 (n=1)**](results/runs/lite0-corrected-crowns-fl/) | – |' in page
+    assert 'GHM-C + GHM-R' not in page  # the pretrained cell's run is not a corrected one
+
+
 def test_control_and_cost_tables():
     def run(name, seed, m_ap, rss, wall):
         record = make_record(name, seed, [(48, m_ap)])
