@@ -284,7 +284,8 @@ def render_cost_table(study: Dict, prefix: str = LITE0_PREFIX) -> str:
 BLOCK = block_pattern('study', r'[\w-]+')
 
 
-def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -> str:
+def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
+                        analysis: Optional[Dict[str, dict]] = None) -> str:
     """``text`` (a Markdown page) with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
@@ -296,6 +297,8 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
     or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
     alarms and misses per way of sampling the statistics), each also with ``-lite0``
     (the EfficientNet-Lite0 runs only; :mod:`~mmdet_ghm.study.diagnosis`).
+    ``gradient-split`` renders the gradient-split records ``analysis``
+    (:func:`~mmdet_ghm.study.mechanism.load_gradient_splits`; their train split).
     ``results`` is the path from the page to ``docs/results``: ``docs/results``
     for the README, ``results`` for ``docs/study.md``.
     """
@@ -327,6 +330,12 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results') -
             return render_control_table(study, results)
         if group == 'pretrained-cost':
             return render_cost_table(study)
+        if group == 'gradient-split':
+            if analysis is None:
+                raise ValueError('the gradient-split block needs the records: pass analysis='
+                                 'load_gradient_splits(<docs/results>)')
+            from .mechanism import render_gradient_split_table
+            return render_gradient_split_table(analysis, results)
         if group == 'fair-grid':
             from .fair_grid import render_fair_table
             return render_fair_table(study, results)

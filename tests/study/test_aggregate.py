@@ -9,6 +9,7 @@ from mmdet_ghm.study.aggregate import (GRID_PREFIXES, aggregate, mean_std,
                                        render_control_table, render_cost_table,
                                        render_grid_table, render_table, text_table,
                                        update_study_blocks)
+from mmdet_ghm.study.mechanism import load_gradient_splits
 from mmdet_ghm.study.records import load_records, record_path, write_json_atomic
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -114,7 +115,8 @@ def test_committed_study_matches_its_records_and_the_pages():
             text = f.read()
         assert marker in text, f'{page} has lost its generated block {marker}'
         results = osp.relpath(osp.join(REPO, 'docs', 'results'), osp.dirname(osp.join(REPO, page)))
-        assert update_study_blocks(text, study, results) == text, \
+        analysis = load_gradient_splits(osp.join(REPO, 'docs', 'results'))
+        assert update_study_blocks(text, study, results, analysis) == text, \
             f'{page} study tables are stale: run python3 tools/study.py --aggregate'
     for name, variant in study['variants'].items():
         assert variant['n'] == len(variant['runs'])
