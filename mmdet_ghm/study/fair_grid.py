@@ -25,8 +25,8 @@ reported on, the same way for every loss.
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .ablation import ablation_name, cell_name
-from .aggregate import format_mean_std, grid_name, mean_std, runs_link
-from .variants import ABLATION_FACTORS, LITE0_PREFIX
+from .aggregate import format_mean_std, mean_std, runs_link
+from .variants import ABLATION_FACTORS, CORRECTED_SETUP, fair_variant_name
 
 #: The losses of the grid (keys of :data:`~mmdet_ghm.study.variants.LOSSES`) and
 #: what the tables call them.
@@ -37,20 +37,16 @@ TUNING_SEEDS = (0, 1)
 FINAL_SEEDS = (0, 1, 2)
 RECIPES = (('adamw', 'AdamW'), ('sgd', 'SGD step'))
 #: The name of the corrected set-up (no factor changed).
-CORRECTED = 'corrected'
+CORRECTED = CORRECTED_SETUP
+#: The variant of a loss on a candidate set-up (the corrected cells', the
+#: ablation's where it trains the same, else the fair grid's own).
+fair_name = fair_variant_name
 
 
 def setup_name(factors: Sequence[str]) -> str:
     """``corrected`` for no factor, else the factors joined by ``+`` (definition order)."""
     ordered = [f for f in ABLATION_FACTORS if f in factors]
     return '+'.join(ordered) if ordered else CORRECTED
-
-
-def fair_name(setup: str, recipe: str, loss: str) -> str:
-    """The variant of ``loss`` on a candidate set-up; the corrected set-up's are the
-    corrected cells' (``lite0-corrected-crowns-...``)."""
-    prefix = f'{LITE0_PREFIX}{CORRECTED}-' if setup == CORRECTED else f'{LITE0_PREFIX}fair-{setup}-'
-    return grid_name('crowns', recipe, loss, prefix)
 
 
 def _by_seed(study: Dict, name: str) -> Dict[int, float]:

@@ -15,7 +15,7 @@ EfficientNet-Lite0, ``lite0-scratch-crowns-fl`` the same network from scratch.
 """
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .recipes import DEFAULT_EPOCHS, recipe_overrides, sgd_warmup_iters
 
@@ -189,11 +189,37 @@ GHM_ABLATION_FACTORS = {
 }
 
 
+#: The fair grid's candidate set-ups beside the corrected one (issue 35,
+#: :mod:`mmdet_ghm.study.fair_grid`): ``{set-up name: ablation factors}``, as the
+#: grid's rule decides them from the ablation's records (a test checks that they
+#: agree). Empty while the ablation lacks a factor on the tuning seeds.
+FAIR_SETUPS: Dict[str, Tuple[str, ...]] = {}
+#: The name of the corrected set-up among the fair grid's candidates.
+CORRECTED_SETUP = 'corrected'
+
+
+def fair_variant_name(setup: str, recipe: str, key: str) -> str:
+    """The variant of loss ``key`` on a candidate set-up of the fair grid.
+
+    The corrected set-up's are the corrected cells'; a one-factor set-up's FL and
+    published GHM with AdamW are the ablation's own runs (the same config);
+    the others are ``lite0-fair-<set-up>-crowns-[sgd-]<key>``.
+    """
+    recipe_part = '' if recipe == 'adamw' else f'{recipe}-'
+    if setup == CORRECTED_SETUP:
+        return f'{REGIMES["lite0-corrected"]["prefix"]}crowns-{recipe_part}{key}'
+    if recipe == 'adamw' and key in ('fl', 'ghm') and setup in ABLATION_FACTORS:
+        return f'{LITE0_PREFIX}ablation-crowns-{key}-{setup}'
+    return f'{LITE0_PREFIX}fair-{setup}-crowns-{recipe_part}{key}'
+
+
 def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: str,
-                 overrides: Dict, group: str, regime: str = 'tiny') -> Variant:
+                 overrides: Dict, group: str, regime: str = 'tiny',
+                 epochs: Optional[int] = None) -> Variant:
     """A variant of a data set x recipe grid (see the module docstring for names).
 
-    ``regime``: a key of :data:`REGIMES` (network and initialisation).
+    ``regime``: a key of :data:`REGIMES` (network and initialisation);
+    ``epochs``: instead of the regime's (the recipe's schedule is made for them).
     """
     spec = REGIMES[regime]
     if dataset not in spec['configs']:
@@ -201,7 +227,7 @@ def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: s
                          f'{", ".join(spec["configs"])}')
     prefix = spec['prefix'] + ('' if dataset == 'shapes' else f'{dataset}-') + (
         '' if recipe == 'adamw' else f'{recipe}-')
-    epochs = spec['epochs'][dataset][recipe]
+    epochs = epochs or spec['epochs'][dataset][recipe]
     warmup = sgd_warmup_iters(epochs * ITERS_PER_EPOCH[dataset])
     config = spec['configs'][dataset].format(config_name)
     where = f'{"synthetic shapes" if dataset == "shapes" else "tree crowns"}, {recipe}'
@@ -211,6 +237,39 @@ def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: s
                    dict(recipe_overrides(recipe, epochs, warmup), **setup, **overrides),
                    epochs=None if default else epochs, group=group, dataset=dataset,
                    recipe=recipe)
+
+
+def fair_variants(setups: Dict[str, Tuple[str, ...]]) -> List[Variant]:
+    """The fair grid's variants on ``setups`` (:data:`FAIR_SETUPS`): every loss of
+    :data:`LOSSES` in both recipes on the corrected crowns set-up with the set-up's
+    ablation factors changed, except those another variant already trains
+    (:func:`fair_variant_name`). A factor's epochs replace the cell's, with the
+    recipe's schedule made for them."""
+    variants = []
+    for setup, factors in setups.items():
+        unknown = [f for f in factors if f not in ABLATION_FACTORS]
+        if unknown or not factors:
+            raise ValueError(f'fair set-up {setup!r}: factors must be ablation factors '
+                             f'({", ".join(ABLATION_FACTORS)}), got {factors!r}')
+        overrides, epochs, what = {}, None, []
+        for factor in factors:
+            label, factor_overrides, factor_epochs = ABLATION_FACTORS[factor]
+            overrides.update(factor_overrides)
+            epochs = factor_epochs or epochs
+            what.append(label)
+        for recipe in ('adamw', 'sgd'):
+            for key, label, config_name, loss_overrides in LOSSES:
+                name = fair_variant_name(setup, recipe, key)
+                if not name.startswith(f'{LITE0_PREFIX}fair-'):
+                    continue
+                variant = grid_variant('crowns', recipe, key, label, config_name,
+                                       dict(overrides, **loss_overrides),
+                                       group=f'lite0-fair-crowns-{recipe}',
+                                       regime='lite0-corrected', epochs=epochs)
+                variants.append(dataclasses.replace(
+                    variant, name=name,
+                    label=variant.label.replace(f', {recipe})', f', {recipe}, {"; ".join(what)})')))
+    return variants
 
 
 def _variants() -> Tuple[Variant, ...]:
@@ -352,6 +411,7 @@ def _variants() -> Tuple[Variant, ...]:
             label=cell.label.replace(', adamw)', f', adamw, {what})'),
             overrides=dict(cell.overrides, **overrides), epochs=epochs or cell.epochs,
             group='lite0-ablation'))
+    base += fair_variants(FAIR_SETUPS)
     base.append(Variant('crowns-ghm-ref', 'mmdet GHMC + GHMR (reference) (tree crowns, adamw)',
                         CROWNS.format('ghm'), {
                             'model.bbox_head.loss_cls.type': 'GHMC',

@@ -1,13 +1,18 @@
 """Tests of the fair crowns grid's rule: candidates, best against best, the shared set-up."""
+import json
+import os.path as osp
+
 import pytest
 
 from mmdet_ghm.study.ablation import ablation_name, cell_name
-from mmdet_ghm.study.fair_grid import (CORRECTED, best_setup, candidate_setups, fair_name,
-                                       factor_gain, qualifying_factors, render_fair_table,
-                                       setup_name, shared_setup)
-from mmdet_ghm.study.variants import ABLATION_FACTORS
+from mmdet_ghm.study.fair_grid import (CORRECTED, FAIR_LOSSES, best_setup, candidate_setups,
+                                       fair_name, factor_gain, qualifying_factors,
+                                       render_fair_table, setup_name, shared_setup)
+from mmdet_ghm.study.variants import ABLATION_FACTORS, FAIR_SETUPS, VARIANTS, fair_variants
 
 from .test_ablation import study_of
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def ablation(gains, cell=(0.10, 0.12)):
@@ -53,6 +58,10 @@ def test_names_of_set_ups_and_their_variants():
     assert fair_name(CORRECTED, 'adamw', 'ghm') == cell_name('ghm')
     assert fair_name(CORRECTED, 'sgd', 'ce') == 'lite0-corrected-crowns-sgd-ce'
     assert fair_name('anchors3', 'sgd', 'ghm-cap') == 'lite0-fair-anchors3-crowns-sgd-ghm-cap'
+    # the ablation trains FL and GHM on a one-factor set-up with AdamW already
+    assert fair_name('anchors3', 'adamw', 'fl') == ablation_name('fl', 'anchors3')
+    assert fair_name('anchors3', 'adamw', 'ce') == 'lite0-fair-anchors3-crowns-ce'
+    assert fair_name('anchors3+batch8', 'adamw', 'ghm') == 'lite0-fair-anchors3+batch8-crowns-ghm'
 
 
 def grid(tuning):
@@ -97,9 +106,9 @@ def test_table_reports_three_seeds_at_the_chosen_set_ups():
     table = render_fair_table(study, 'results')
     rows = {line.split(' | ')[0].strip('| '): line for line in table.splitlines()}
     # FL at anchors3 over seeds 0-2: 0.22 ± 0.02; GHM 0.18 ± 0.035, 0.82 of FL's; both shared
-    fl = '[0.220 ± 0.020](results/runs/lite0-fair-anchors3-crowns-fl/) | 1.00'
+    fl = '[0.220 ± 0.020](results/runs/lite0-ablation-crowns-fl-anchors3/) | 1.00'
     assert f'| FL | `anchors3` | {fl} | {fl} |' in rows['FL']
-    ghm = '[0.180 ± 0.035](results/runs/lite0-fair-anchors3-crowns-ghm/) | 0.82'
+    ghm = '[0.180 ± 0.035](results/runs/lite0-ablation-crowns-ghm-anchors3/) | 0.82'
     assert f'| `anchors3` | {ghm} | {ghm} |' in rows['GHM, published']
     # GHM + cap's best is the corrected cell (3 seeds); at the shared anchors3 it lacks seed 2
     cap = '[0.090 ± 0.000](results/runs/lite0-corrected-crowns-ghm-cap/) | 0.41'
@@ -107,3 +116,40 @@ def test_table_reports_three_seeds_at_the_chosen_set_ups():
     assert '| `anchors3` | seeds missing | – | seeds missing | – |' in rows['CE']
     assert '| tuning runs missing |' in rows['FL']  # the SGD recipe: nothing trained
     assert 'Shared set-up: AdamW: `anchors3`, SGD step: `not decided`.' in table
+
+
+def test_the_fair_set_ups_are_what_the_rule_decides_from_the_committed_records():
+    with open(osp.join(REPO, 'docs', 'results', 'study.json')) as f:
+        study = json.load(f)
+    decided = candidate_setups(study)
+    if decided is None:
+        assert FAIR_SETUPS == {}, 'fair set-ups defined before the ablation decides them'
+    else:
+        assert {CORRECTED: (), **FAIR_SETUPS} == decided
+    for setup in FAIR_SETUPS:
+        for recipe in ('adamw', 'sgd'):
+            for loss, _ in FAIR_LOSSES:
+                assert fair_name(setup, recipe, loss) in VARIANTS
+
+
+def test_fair_variants_change_the_set_ups_factors_on_the_corrected_cells():
+    variants = {v.name: v for v in fair_variants({'anchors3': ('anchors3',),
+                                                  'anchors3+96e': ('anchors3', '96e')})}
+    assert len(variants) == 6 + 8  # anchors3: AdamW FL and GHM are the ablation's runs
+    assert 'lite0-fair-anchors3-crowns-fl' not in variants
+    anchors = {'model.bbox_head.anchor_generator.octave_base_scale': 3.0}
+    ce = variants['lite0-fair-anchors3-crowns-sgd-ce']
+    cell = VARIANTS['lite0-corrected-crowns-sgd-ce']
+    assert ce.overrides == dict(cell.overrides, **anchors) and ce.config == cell.config
+    assert ce.epochs == cell.epochs == 48 and ce.group == 'lite0-fair-crowns-sgd'
+    # 96 epochs: the SGD steps move with them (8/12 and 11/12 of training)
+    long_sgd = variants['lite0-fair-anchors3+96e-crowns-sgd-ghm']
+    assert long_sgd.epochs == 96
+    assert long_sgd.overrides['param_scheduler'][1]['milestones'] == [64, 88]
+    # with AdamW the set-up trains as the ablation defines its factors
+    long_fl = variants['lite0-fair-anchors3+96e-crowns-fl']
+    assert long_fl.overrides == VARIANTS[ablation_name('fl', 'anchors3')].overrides
+    assert long_fl.epochs == VARIANTS[ablation_name('fl', '96e')].epochs == 96
+    assert 'anchors twice as large' in long_fl.label and '96 epochs' in long_fl.label
+    with pytest.raises(ValueError, match="'wider'"):
+        fair_variants({'wider': ('wider',)})
