@@ -9,7 +9,9 @@ The rule, fixed before the grid's runs (docs/study.md, "A fair grid"):
    exceeds the corrected AdamW cell's by more than the two standard deviations
    added up. The candidate set-ups: the corrected set-up, FL's qualifying
    factors together, and GHM's qualifying factors together (a set-up listed
-   once; none beside the corrected one when no factor qualifies).
+   once; none beside the corrected one when no factor qualifies). Of factors
+   that change the same setting (anchor scales 2 and 3), the one with the
+   larger gain is taken.
 2. **Budget.** Every loss of the grid (CE, FL, published GHM, GHM + cap)
    trains on every candidate, in both recipes, with the tuning seeds.
 3. **Best against best.** Per loss and recipe, the candidate with the
@@ -73,12 +75,29 @@ def factor_gain(study: Dict, loss: str, factor: str) -> Optional[Tuple[float, fl
 
 
 def qualifying_factors(study: Dict, loss: str) -> Optional[List[str]]:
-    """The set-up factors that qualify for ``loss`` (rule 1); None while a factor
-    still lacks a tuning seed (the candidates are not decided yet)."""
+    """The set-up factors that qualify for ``loss`` (rule 1), largest gain first;
+    None while a factor still lacks a tuning seed (the candidates are not decided)."""
     gains = {factor: factor_gain(study, loss, factor) for factor in ABLATION_FACTORS}
     if any(g is None for g in gains.values()):
         return None
-    return [f for f, (gain, spreads) in gains.items() if gain > spreads]
+    qualifying = [f for f, (gain, spreads) in gains.items() if gain > spreads]
+    return sorted(qualifying, key=lambda f: gains[f][0], reverse=True)
+
+
+def _settings(factor: str) -> set:
+    """What a factor changes: its override keys, and ``epochs`` when it sets them."""
+    _, overrides, epochs = ABLATION_FACTORS[factor]
+    return set(overrides) | ({'epochs'} if epochs else set())
+
+
+def combine(factors: Sequence[str]) -> List[str]:
+    """``factors`` (largest gain first) that can be applied together: of the factors
+    that change the same setting (``anchors2``, ``anchors3``), the first."""
+    chosen: List[str] = []
+    for factor in factors:
+        if not any(_settings(factor) & _settings(c) for c in chosen):
+            chosen.append(factor)
+    return chosen
 
 
 def candidate_setups(study: Dict) -> Optional[Dict[str, Tuple[str, ...]]]:
@@ -89,8 +108,10 @@ def candidate_setups(study: Dict) -> Optional[Dict[str, Tuple[str, ...]]]:
         factors = qualifying_factors(study, loss)
         if factors is None:
             return None
+        factors = combine(factors)
         if factors:
-            setups.setdefault(setup_name(factors), tuple(factors))
+            setups.setdefault(setup_name(factors), tuple(f for f in ABLATION_FACTORS
+                                                         if f in factors))
     return setups
 
 

@@ -170,6 +170,9 @@ CROWNS_PIPELINE_NO_JITTER = [
 ABLATION_FACTORS = {
     'anchors3': ('anchors twice as large (octave_base_scale 3: 24-38 px on P3)',
                  {'model.bbox_head.anchor_generator.octave_base_scale': 3.0}, None),
+    # what tools/analysis_tools/anchor_coverage.py suggests for the crowns
+    'anchors2': ('anchors a third larger (octave_base_scale 2: 16-25 px on P3)',
+                 {'model.bbox_head.anchor_generator.octave_base_scale': 2.0}, None),
     'p3-p7': ('five FPN levels, P3-P7',
               {'model.neck.num_outs': 5, 'model.neck.add_extra_convs': 'on_input',
                'model.bbox_head.anchor_generator.strides': [8, 16, 32, 64, 128]}, None),

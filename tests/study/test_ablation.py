@@ -62,7 +62,7 @@ def test_table_and_summary_rank_factors_by_the_size_of_their_change():
     summary = render_ablation_summary(ablation_rows(study), top=1)
     assert '`no-clip`, no gradient clipping: 0.30 → 0.10 (GHM ×0.33, FL ×1.00; seeds 0)' in summary
     assert 'The other 1 measured factor moved it by at most 0.10.' in summary
-    assert 'Not yet measured: `anchors3`, `p3-p7`' in summary
+    assert 'Not yet measured: `anchors3`, `anchors2`, `p3-p7`' in summary
 
 
 def test_page_blocks_regenerate_and_a_study_without_the_cell_says_so():

@@ -6,7 +6,7 @@ import pytest
 
 from mmdet_ghm.study.ablation import ablation_name, cell_name
 from mmdet_ghm.study.fair_grid import (CORRECTED, FAIR_LOSSES, best_setup, candidate_setups,
-                                       fair_name, factor_gain, qualifying_factors,
+                                       combine, fair_name, factor_gain, qualifying_factors,
                                        render_fair_table, setup_name, shared_setup)
 from mmdet_ghm.study.variants import ABLATION_FACTORS, FAIR_SETUPS, VARIANTS, fair_variants
 
@@ -153,3 +153,14 @@ def test_fair_variants_change_the_set_ups_factors_on_the_corrected_cells():
     assert 'anchors twice as large' in long_fl.label and '96 epochs' in long_fl.label
     with pytest.raises(ValueError, match="'wider'"):
         fair_variants({'wider': ('wider',)})
+
+
+def test_factors_that_change_the_same_setting_are_alternatives():
+    # anchors2 and anchors3 both set octave_base_scale: the larger gain is taken
+    study = study_of(ablation({('ghm', 'anchors2'): (0.30, 0.30), ('ghm', 'anchors3'): (0.20, 0.20),
+                               ('ghm', 'no-jitter'): (0.25, 0.25)}))
+    assert qualifying_factors(study, 'ghm') == ['anchors2', 'no-jitter', 'anchors3']
+    assert combine(['anchors2', 'no-jitter', 'anchors3']) == ['anchors2', 'no-jitter']
+    assert candidate_setups(study) == {CORRECTED: (), 'anchors2+no-jitter': ('anchors2',
+                                                                           'no-jitter')}
+    assert combine(['96e', 'anchors3', 'no-clip']) == ['96e', 'anchors3', 'no-clip']
