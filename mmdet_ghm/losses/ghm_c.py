@@ -103,6 +103,21 @@ def ghmc_region_index(pred: Tensor, target: Tensor, label_weight: Optional[Tenso
     return region_index(g, valid_mask(label_weight, pred) & pred.isfinite(), edges)
 
 
+def ghmc_positive_index(index: Tensor, target: Tensor, bins: int) -> Tensor:
+    """The regions of the positives only, ``bins`` elsewhere (uint8, for statistics).
+
+    Positives are the labelled class of each row (labels ``(N,)`` below the
+    background label ``C``: one gather over the rows, not the ``N x C``
+    elements), or the elements with a target > 0 (targets of ``index``'s shape).
+    """
+    sentinel = torch.full((), bins, dtype=index.dtype, device=index.device)
+    if target.dim() == index.dim():
+        return torch.where(target > 0, index, sentinel)
+    num_classes = index.shape[-1]
+    labelled = index.gather(-1, target.clamp(max=num_classes - 1).long().unsqueeze(-1))
+    return torch.where(target < num_classes, labelled.squeeze(-1), sentinel)
+
+
 @fused
 def ghmc_elementwise(pred: Tensor, target: Tensor, index: Tensor, weights: Tensor,
                      scores: Optional[Tensor]) -> Tensor:
@@ -197,8 +212,9 @@ def ghm_c_loss(pred: Tensor,
         momentum (float): EMA momentum in [0, 1).
         reduction (str): ``'none'`` (``(N, C)`` weighted CE), ``'sum'`` or
             ``'mean'`` (sum divided by the number of valid elements).
-        stats (Tensor | None): ``(2, bins)`` float64 accumulator of region
-            counts and weights (see :func:`accumulate_region_stats`).
+        stats (Tensor | None): ``(4, bins)`` float64 accumulator of region
+            counts and weights, of all elements and of the positives (see
+            :func:`accumulate_region_stats`).
         global_density (bool): count regions over all processes (see
             :func:`harmonize`).
         options (HarmonizeOptions | None): bias correction, weight cap,
@@ -212,8 +228,10 @@ def ghm_c_loss(pred: Tensor,
         counts in no region; its gradient is NaN).
     """
     index = ghmc_region_index(pred.detach(), target, label_weight, edges, scores)
-    weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
-                                   global_density, options)
+    bins = edges.numel() - 1
+    positives = ghmc_positive_index(index, target, bins) if stats is not None else None
+    weights, num_valid = harmonize(index, bins, None, acc_sum, momentum, stats,
+                                   global_density, options, positives)
     if reduction == 'none':
         return ghmc_elementwise(pred, target, index, weights, scores)
     if pred.numel() == 0:  # keep the graph connected
@@ -265,6 +283,8 @@ class GHMCLoss(HarmonizedLoss):
             weights (needs ``GHMWarmupHook``). Defaults to 0 (as published).
             See :class:`HarmonizedLoss` for all three.
     """
+
+    COUNTS_POSITIVES = True
 
     def __init__(self, bins=10, momentum=0, use_sigmoid=True, loss_weight=1.0,
                  reduction='mean', global_density=False, ema_bias_correction=False,

@@ -115,8 +115,13 @@ def ghm_c_softmax_loss(pred: Tensor,
         g = 1 - (-ce.detach()).exp()  # softmax_gradient_norm from the same log-softmax
         valid = finite if label_weight is None else finite & (label_weight > 0)
         index = region_index(g, valid, edges)
-    weights, num_valid = harmonize(index, edges.numel() - 1, None, acc_sum, momentum, stats,
-                                   global_density, options)
+        bins = edges.numel() - 1
+        # the positives (foreground rows), for the statistics only
+        positives = None if stats is None else torch.where(
+            labels < pred.shape[1] - 1, index,
+            torch.full((), bins, dtype=index.dtype, device=index.device))
+    weights, num_valid = harmonize(index, bins, None, acc_sum, momentum, stats,
+                                   global_density, options, positives)
     loss = element_weights(weights, index, finite) * ce
     if reduction == 'none':
         return loss

@@ -131,8 +131,10 @@ def ghm_r_loss(pred: Tensor,
         acc_sum (Tensor | None): ``(bins,)`` float32 EMA buffer.
         momentum (float): EMA momentum in [0, 1).
         reduction (str): ``'none'``, ``'sum'`` or ``'mean'`` (sum / N).
-        stats (Tensor | None): ``(2, bins)`` float64 accumulator of region
-            counts and weights (see :func:`accumulate_region_stats`).
+        stats (Tensor | None): ``(4, bins)`` float64 accumulator of region
+            counts and weights (see :func:`accumulate_region_stats`; every
+            element of GHM-R is a positive's box coordinate, so the
+            positives' rows are left alone).
         global_density (bool): count regions over all processes (see
             :func:`harmonize`).
         options (HarmonizeOptions | None): bias correction, weight cap,

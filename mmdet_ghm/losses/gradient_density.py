@@ -295,36 +295,58 @@ def warmup_factor(warmup_iter: Tensor, warmup: int) -> Tensor:
     return (warmup_iter.to(torch.float32) / warmup).clamp(max=1)
 
 
-def accumulate_region_stats(stats: Tensor, counts: Tensor, weights: Tensor) -> None:
+def accumulate_region_stats(stats: Tensor, counts: Tensor, weights: Tensor,
+                            positive_counts: Optional[Tensor] = None) -> None:
     """Add this call's per-region statistics to ``stats`` in place, on the device.
 
     Args:
-        stats (Tensor): ``(2, bins)`` float64: row 0 the element counts, row 1
-            the total harmonizing weight ``R_j * beta_j`` of each region
-            (float64 holds integer counts exactly up to 2**53).
+        stats (Tensor): ``(4, bins)`` float64: the element counts, the total
+            harmonizing weight ``R_j * beta_j`` of each region, and the same
+            two for the positives alone (float64 holds integer counts exactly
+            up to 2**53).
         counts (Tensor): ``(bins + 1,)`` int64 region counts of this call.
         weights (Tensor): ``(bins + 1,)`` per-region weights of this call.
+        positive_counts (Tensor | None): ``(bins + 1,)`` int64 counts of the
+            positives (GHM-C); ``None`` leaves the positives' rows as they are.
     """
+    weight = weights[:-1].to(torch.float64)
     region = counts[:-1].to(torch.float64)
-    stats.add_(torch.stack([region, region * weights[:-1].to(torch.float64)]))
+    if positive_counts is None:
+        stats[:2].add_(torch.stack([region, region * weight]))
+        return
+    positive = positive_counts[:-1].to(torch.float64)
+    stats.add_(torch.stack([region, region * weight, positive, positive * weight]))
 
 
-def all_reduce_density(counts: Tensor, total: Tensor) -> Tuple[Tensor, Tensor, int]:
+def all_reduce_density(counts: Tensor, total: Tensor, positive_counts: Optional[Tensor] = None
+                       ) -> Tuple[Tensor, Tensor, int, Optional[Tensor]]:
     """Sum region counts and the normaliser over all processes.
 
     One collective of ``bins + 1`` float64 numbers (integers stay exact up to
-    2**53), enqueued on the device like any other: no host synchronisation.
+    2**53; ``2 * bins + 1`` with ``positive_counts``, summed in the same
+    collective), enqueued on the device like any other: no host
+    synchronisation.
 
     Returns:
         tuple: global counts ``(bins + 1,)`` int64 (the invalid slot stays
-        local), global total, and the world size (1 when not distributed).
+        local), global total, the world size (1 when not distributed) and the
+        global ``positive_counts`` (as given when ``None``).
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return counts, total, 1
-    packed = torch.cat([counts[:-1].to(torch.float64), total.to(torch.float64).reshape(1)])
+        return counts, total, 1, positive_counts
+    parts = [counts[:-1].to(torch.float64), total.to(torch.float64).reshape(1)]
+    if positive_counts is not None:
+        parts.append(positive_counts[:-1].to(torch.float64))
+    packed = torch.cat(parts)
     dist.all_reduce(packed)
-    global_counts = torch.cat([packed[:-1].round().to(torch.int64), counts[-1:]])
-    return global_counts, packed[-1].to(total.dtype), dist.get_world_size()
+    bins = counts.numel() - 1
+
+    def unpack(start, local):
+        return torch.cat([packed[start:start + bins].round().to(torch.int64), local[-1:]])
+    if positive_counts is not None:
+        positive_counts = unpack(bins + 1, positive_counts)
+    return unpack(0, counts), packed[bins].to(total.dtype), dist.get_world_size(), \
+        positive_counts
 
 
 def harmonize(index: Tensor,
@@ -334,7 +356,8 @@ def harmonize(index: Tensor,
               momentum: float,
               stats: Optional[Tensor] = None,
               global_density: bool = False,
-              options: Optional[HarmonizeOptions] = None) -> Tuple[Tensor, Tensor]:
+              options: Optional[HarmonizeOptions] = None,
+              positive_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """From region indices to per-region weights: count, (all-reduce), EMA, weigh.
 
     Args:
@@ -351,17 +374,23 @@ def harmonize(index: Tensor,
             the whole batch.
         options (HarmonizeOptions | None): bias-corrected EMA, weight cap,
             warm-up (see :class:`HarmonizeOptions`); ``None``: as published.
+        positive_index (Tensor | None): uint8 regions of the positives only
+            (``bins`` elsewhere), for the positives' rows of ``stats``; not
+            used for the weights.
 
     Returns:
         tuple: weights ``(bins + 1,)`` float32 and the normaliser
         ``N = max(total, 1)`` float32.
     """
     counts = region_counts(index, bins)
+    positive_counts = (region_counts(positive_index, bins)
+                       if stats is not None and positive_index is not None else None)
     if total is None:
         total = counts[:-1].sum().to(torch.float32)
     world_size = 1
     if global_density:
-        counts, total, world_size = all_reduce_density(counts, total)
+        counts, total, world_size, positive_counts = all_reduce_density(counts, total,
+                                                                        positive_counts)
     total = total.clamp(min=1)
     options = PUBLISHED if options is None else options
     if options.ema_updates is not None and momentum <= 0:
@@ -372,7 +401,7 @@ def harmonize(index: Tensor,
     lam = warmup_factor(options.warmup_iter, options.warmup) if options.warmup else None
     weights = region_weights(counts, density, total, options.weight_cap, lam)
     if stats is not None:
-        accumulate_region_stats(stats, counts, weights)
+        accumulate_region_stats(stats, counts, weights, positive_counts)
     if world_size > 1:
         weights = weights * world_size
     return weights, total

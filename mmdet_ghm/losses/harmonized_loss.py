@@ -17,11 +17,13 @@ class HarmonizedLoss(nn.Module):
     Buffers, named as in MMDetection's ``GHMC``/``GHMR`` so that their state
     dicts load either way: ``edges`` ``(bins + 1,)`` and, when
     ``momentum > 0``, the EMA density ``acc_sum`` ``(bins,)`` (saved in
-    checkpoints). Besides, a non-persistent ``region_stats`` ``(2, bins)``
+    checkpoints). Besides, a non-persistent ``region_stats`` ``(4, bins)``
     float64 accumulates, on the device, the element count and the total
     weight of each region over the calls since :meth:`reset_region_stats`
-    (RetinaNet calls the loss once per FPN level). Nothing is read back to
-    the host until a caller asks for :meth:`region_summary`.
+    (RetinaNet calls the loss once per FPN level), and the same two for the
+    positives alone where the loss tells them apart (``COUNTS_POSITIVES``:
+    GHM-C; GHM-R's elements are all positives' coordinates). Nothing is read
+    back to the host until a caller asks for :meth:`region_summary`.
 
     With ``global_density=True`` the region counts and the normaliser are
     summed over all processes before weighting (one all-reduce of
@@ -66,6 +68,9 @@ class HarmonizedLoss(nn.Module):
     dict is MMDetection's.
     """
 
+    #: Whether ``region_stats`` also counts the positives (rows 2 and 3).
+    COUNTS_POSITIVES = False
+
     def __init__(self, bins: int, momentum: float, last_edge: float, loss_weight: float,
                  reduction: str, global_density: bool, *, ema_bias_correction: bool = False,
                  weight_cap: Optional[float] = None, warmup: int = 0):
@@ -80,7 +85,7 @@ class HarmonizedLoss(nn.Module):
             self.register_buffer('acc_sum', torch.zeros(self.bins))
         else:
             self.acc_sum = None
-        self.register_buffer('region_stats', torch.zeros(2, self.bins, dtype=torch.float64),
+        self.register_buffer('region_stats', torch.zeros(4, self.bins, dtype=torch.float64),
                              persistent=False)
         self.ema_bias_correction = check_flag('ema_bias_correction', ema_bias_correction)
         if self.ema_bias_correction and self.momentum == 0:
@@ -163,9 +168,14 @@ class HarmonizedLoss(nn.Module):
             of ``g >= 0.5`` (lower edge >= 0.5), and ``beta_max`` the largest
             weight per element of any region (its total weight over its
             count; with several calls, their count-weighted mean), which
-            ``weight_cap`` bounds and warm-up pulls towards 1.
+            ``weight_cap`` bounds and warm-up pulls towards 1. Where the loss
+            counts the positives (``COUNTS_POSITIVES``), also
+            ``positive_counts`` ``(bins,)``, ``positive_weight_share``
+            ``(bins,)`` (the positives' share of the total weight, per
+            region), ``positive_share`` (their share of the total weight)
+            and ``positive_fraction`` (their share of the elements).
         """
-        counts, weights = self.region_stats
+        counts, weights, positive_counts, positive_weights = self.region_stats
         if self.acc_sum is None:
             density = counts.clone()
         elif self.ema_bias_correction:
@@ -174,7 +184,7 @@ class HarmonizedLoss(nn.Module):
             density = self.acc_sum.clone()
         total = weights.sum().clamp(min=1e-12)
         hard_half = self.edges[:-1] >= 0.5
-        return dict(
+        summary = dict(
             counts=counts.clone(),
             weight_share=weights / total,
             non_empty=(counts > 0).sum(),
@@ -182,6 +192,13 @@ class HarmonizedLoss(nn.Module):
             hard_half_share=torch.where(hard_half, weights, torch.zeros_like(weights)).sum()
             / total,
             beta_max=(weights / counts.clamp(min=1)).max())
+        if self.COUNTS_POSITIVES:
+            summary.update(
+                positive_counts=positive_counts.clone(),
+                positive_weight_share=positive_weights / total,
+                positive_share=positive_weights.sum() / total,
+                positive_fraction=positive_counts.sum() / counts.sum().clamp(min=1))
+        return summary
 
     def _reduction(self, reduction_override) -> str:
         return resolve_reduction(self.reduction, reduction_override)

@@ -29,8 +29,9 @@ BASE = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
 # direct computation of what the hook must report
 # --------------------------------------------------------------------------
 
-def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
-    """Counts, weight share, final EMA and total weights of ``calls``, in order.
+def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02, positives=False):
+    """Counts, weight share, final EMA and total weights of ``calls``, in order
+    (``positives``: and the positives' counts and total weights per region, GHM-C).
 
     ``calls``: the ``(pred, target, weight)`` of every loss call of one
     iteration, or of every iteration of a window one after the other
@@ -39,6 +40,7 @@ def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
     """
     bins = len(edges) - 1
     counts_total, weight_total = np.zeros(bins), np.zeros(bins)
+    positive_counts, positive_weights = np.zeros(bins), np.zeros(bins)
     density = acc_sum.double().numpy().copy() if acc_sum is not None else None
     for pred, target, weight in calls:
         if kind == 'cls':
@@ -47,6 +49,7 @@ def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
             g = (pred.float().sigmoid() - t).abs()
             valid = (weight[:, None] > 0).expand_as(g)
             total = max(int(valid.sum()), 1)
+            is_positive = t[valid].bool().numpy()
         else:
             d = pred.float() - target.float()
             g = d.abs() / torch.sqrt(d * d + mu * mu)
@@ -64,7 +67,12 @@ def direct_stats(calls, edges, momentum, acc_sum, kind, mu=0.02):
         beta = np.where(counts > 0, total / np.where(counts > 0, dens, 1) / n, 0)
         counts_total += counts
         weight_total += counts * beta
-    return counts_total, weight_total / weight_total.sum(), density, weight_total
+        if kind == 'cls':
+            positive = np.bincount(region[is_positive], minlength=bins).astype(np.float64)
+            positive_counts += positive
+            positive_weights += positive * beta
+    out = (counts_total, weight_total / weight_total.sum(), density, weight_total)
+    return out + (positive_counts, positive_weights) if positives else out
 
 
 def window_calls(per_iter, steps, name):
@@ -196,8 +204,8 @@ def test_logged_histogram_equals_direct_computation_pooled_over_the_window(train
         for i, (step, steps) in enumerate(WINDOWS.items()):
             calls, start_acc = window_calls(recorder.per_iter, steps, name)
             assert len(calls) == 3 * len(steps)  # one call per FPN level and iteration
-            counts, share, density, weights = direct_stats(
-                calls, module.edges, module.momentum, start_acc, kind)
+            counts, share, density, weights, positive, positive_weights = direct_stats(
+                calls, module.edges, module.momentum, start_acc, kind, positives=True)
             # pooling matters: the window's last iteration alone has fewer elements
             last_calls, last_acc = window_calls(recorder.per_iter, steps[-1:], name)
             last = direct_stats(last_calls, module.edges, module.momentum, last_acc, kind)[0]
@@ -221,6 +229,19 @@ def test_logged_histogram_equals_direct_computation_pooled_over_the_window(train
             assert history['w_hard_half'][i] == pytest.approx(share[hard_half].sum(), rel=1e-5)
             assert history['beta_max'][i] == pytest.approx(
                 (weights[counts > 0] / counts[counts > 0]).max(), rel=1e-5)
+            if kind == 'reg':  # GHM-R's elements are all positives' coordinates
+                assert f'ghm/{name}/pos_count_00' not in rec
+                assert f'train/ghm_{short}/w_pos' not in hub.log_scalars
+                continue
+            # the positives (the labelled class of each anchor) apart
+            assert 0 < positive.sum() < counts.sum()
+            np.testing.assert_array_equal(got('pos_count'), positive)
+            np.testing.assert_allclose(got('pos_weight_share'), positive_weights / weights.sum(),
+                                       rtol=1e-5, atol=1e-12)
+            assert list(hub.get_scalar('train/ghm_cls/w_pos').data[0])[i] == pytest.approx(
+                positive_weights.sum() / weights.sum(), rel=1e-5)
+            assert list(hub.get_scalar('train/ghm_cls/pos_frac').data[0])[i] == pytest.approx(
+                positive.sum() / counts.sum())
     # the text log's summaries (steps 2 and 4) are the message hub's
     summaries = {r['step']: r for r in _json_lines(f'{runner.log_dir}/vis_data/scalars.json')
                  if 'ghm_cls/w_easy' in r}

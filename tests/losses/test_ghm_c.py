@@ -284,6 +284,51 @@ def test_region_stats_accumulate_over_calls_on_the_device(eager_kernels):
     assert 'region_stats' not in loss.state_dict()
 
 
+def test_region_stats_count_the_positives_apart(eager_kernels):
+    # bins 4: [0, .25), [.25, .5), [.5, .75), [.75, 1]. Row 0 (class 0) is easy,
+    # row 1 (class 1) sits at p = 0.5, row 2 is background, row 3 is ignored, and
+    # row 4 (class 0) has a NaN logit in its labelled class: it counts nowhere.
+    loss = GHMCLoss(bins=4)
+    logits = torch.tensor([[3.0, -3.0], [0.0, 0.0], [-3.0, -3.0], [0.0, 0.0],
+                           [float('nan'), 0.0]])
+    labels = torch.tensor([0, 1, 2, 0, 0])
+    weight = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0])
+    loss(logits, labels, weight)
+    summary = loss.region_summary()
+    # rows 0 and 2 in region 0; row 1 and row 4's class 1 (valid, p = 0.5) in region 2
+    assert summary['counts'].tolist() == [4.0, 0.0, 3.0, 0.0]
+    assert summary['positive_counts'].tolist() == [1.0, 0.0, 1.0, 0.0]
+    # N = 7 valid, 2 regions: beta = 7 / (4 * 2) and 7 / (3 * 2); total weight 7
+    beta = torch.tensor([7 / 8, 0.0, 7 / 6, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(summary['positive_weight_share'],
+                               summary['positive_counts'] * beta / 7)
+    assert summary['positive_share'].item() == pytest.approx((7 / 8 + 7 / 6) / 7)
+    assert summary['positive_fraction'].item() == pytest.approx(2 / 7)
+    # binary targets of the logits' shape: the elements with a target > 0
+    loss.reset_region_stats()
+    targets = F.one_hot(labels, 3)[:, :2].float()
+    loss(logits, targets, weight)
+    torch.testing.assert_close(loss.region_summary()['positive_counts'],
+                               summary['positive_counts'])
+    # GHM-R has no negatives: it reports none of this
+    reg = GHMRLoss()
+    reg(torch.zeros(2, 4), torch.ones(2, 4))
+    assert 'positive_share' not in reg.region_summary()
+    assert reg.region_stats[2:].sum().item() == 0
+
+
+def test_softmax_region_stats_count_the_foreground_rows(eager_kernels):
+    loss = GHMCLoss(bins=2, use_sigmoid=False)
+    # rows: class 0 confident (g ~ 0), background confident, class 1 wrong (g ~ 1)
+    logits = torch.tensor([[9.0, 0.0, 0.0], [0.0, 0.0, 9.0], [9.0, 0.0, 0.0]])
+    loss(logits, torch.tensor([0, 2, 1]))
+    summary = loss.region_summary()
+    assert summary['counts'].tolist() == [2.0, 1.0]
+    assert summary['positive_counts'].tolist() == [1.0, 1.0]
+    # beta = 3 / (2 * 2) and 3 / (1 * 2): the positives hold 0.75 + 1.5 of 3
+    assert summary['positive_share'].item() == pytest.approx(0.75)
+
+
 @pytest.mark.parametrize('bins', [1, 7, 10, 30, 254])
 def test_state_dict_with_other_edges_is_refused(bins):
     # The reference's edges (GHM-C's and GHM-R's last edge) load for every bins ...

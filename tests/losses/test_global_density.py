@@ -31,7 +31,8 @@ def make_model():
 
 
 def train(model, losses, rank=0, world=1):
-    """A few steps; returns per-step parameter gradients and the EMA states."""
+    """A few steps; returns per-step parameter gradients, the EMA states and GHM-C's
+    region statistics (all elements and positives, summed over the steps)."""
     cls_loss, reg_loss = losses
     grads = []
     for step in range(STEPS):
@@ -46,7 +47,8 @@ def train(model, losses, rank=0, world=1):
         with torch.no_grad():
             for p in module.parameters():
                 p -= 0.5 * p.grad
-    return grads, cls_loss.acc_sum.clone(), reg_loss.acc_sum.clone()
+    return grads, cls_loss.acc_sum.clone(), reg_loss.acc_sum.clone(), \
+        cls_loss.region_stats.clone()
 
 
 def worker(rank, init_file, out_dir):
@@ -88,25 +90,33 @@ def single_process(global_density):
 
 
 def test_ddp_gradients_equal_one_process_on_the_whole_batch(distributed_results, eager_kernels):
-    expected_grads, _, _ = single_process(False)
-    for rank_grads, _, _ in distributed_results:
+    expected_grads = single_process(False)[0]
+    for rank_grads, *_ in distributed_results:
         for step in range(STEPS):
             for got, expected in zip(rank_grads[step], expected_grads[step]):
                 assert torch.allclose(got, expected, rtol=1e-5, atol=1e-7), step
 
 
 def test_every_rank_holds_the_single_process_ema(distributed_results, eager_kernels):
-    _, cls_acc, reg_acc = single_process(False)
-    for _, rank_cls_acc, rank_reg_acc in distributed_results:
+    _, cls_acc, reg_acc, _ = single_process(False)
+    for _, rank_cls_acc, rank_reg_acc, _ in distributed_results:
         assert torch.allclose(rank_cls_acc, cls_acc, rtol=1e-6)
         assert torch.allclose(rank_reg_acc, reg_acc, rtol=1e-6)
     assert (cls_acc > 0).sum() >= 3
 
 
+def test_every_rank_counts_the_whole_batch_and_its_positives(distributed_results,
+                                                            eager_kernels):
+    stats = single_process(False)[3]
+    assert stats[2].sum() > 0  # positives counted
+    for *_, rank_stats in distributed_results:
+        torch.testing.assert_close(rank_stats, stats, rtol=1e-6, atol=1e-9)
+
+
 def test_local_density_differs_from_global(eager_kernels):
     # Without the option, each half batch has its own density: the check above
     # would fail, so it is not vacuous.
-    _, cls_full, _ = single_process(False)
+    cls_full = single_process(False)[1]
     half = GHMCLoss(bins=10, momentum=0.75)
     features, labels, lw, _, _ = make_data(0)
     half(make_model()(features[:32])[:, :5], labels[:32], lw[:32])
@@ -114,8 +124,8 @@ def test_local_density_differs_from_global(eager_kernels):
 
 
 def test_global_density_is_a_no_op_without_a_process_group(eager_kernels):
-    grads_on, cls_on, reg_on = single_process(True)
-    grads_off, cls_off, reg_off = single_process(False)
+    grads_on, cls_on, reg_on, _ = single_process(True)
+    grads_off, cls_off, reg_off, _ = single_process(False)
     assert torch.equal(cls_on, cls_off) and torch.equal(reg_on, reg_off)
     assert all(torch.equal(a, b) for a, b in zip(grads_on[0], grads_off[0]))
 

@@ -17,6 +17,10 @@ SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
 #: the weight share of the regions with g >= 0.5 and the largest weight
 #: per element (what ``weight_cap`` bounds and warm-up pulls towards 1).
 REGION_SUMMARY_KEYS = {'w_hard_half': 'hard_half_share', 'beta_max': 'beta_max'}
+#: The positives' scalars, for the losses that count them (GHM-C,
+#: ``HarmonizedLoss.COUNTS_POSITIVES``): their share of the total harmonizing
+#: weight and of the elements.
+POSITIVE_SUMMARY_KEYS = {'w_pos': 'positive_share', 'pos_frac': 'positive_fraction'}
 #: The warning's defaults, measured by the study (docs/study.md, "A warning for
 #: the low-AP runs"; ``mmdet_ghm.study.diagnosis``): over the last 10 % of training,
 #: GHM-C runs whose weight share of g >= 0.5 stayed at 0.25 or more, or whose
@@ -155,12 +159,16 @@ class GHMStatsHook(Hook):
       region: the last non-empty one, i.e. the largest gradient norm seen),
       ``.../w_hard_half`` (share in the regions of ``g >= 0.5``) and
       ``.../beta_max`` (largest weight per element of any region, in units
-      of the uniform CE weight), all pooled over the window;
+      of the uniform CE weight), and for GHM-C ``.../w_pos`` (the positives'
+      share of the total harmonizing weight) and ``.../pos_frac`` (their
+      share of the elements), all pooled over the window;
     * through the visualizer (``scalars.json``, ``ghm_stats.json`` and
       TensorBoard, not the text log), per region ``j``: ``ghm/P/count_j``,
       ``ghm/P/weight_share_j``, ``ghm/P/density_j`` (the EMA density,
       bias-corrected with ``ema_bias_correction``, or the counts without
-      momentum) and ``ghm/P/hard_region``, and ``ghm/window_iters`` (the
+      momentum), for GHM-C ``ghm/P/pos_count_j`` and
+      ``ghm/P/pos_weight_share_j`` (the positives alone), and
+      ``ghm/P/hard_region``, and ``ghm/window_iters`` (the
       number of iterations the window pooled); TensorBoard also gets the
       region histogram ``ghm/P/regions``.
 
@@ -285,23 +293,27 @@ class GHMStatsHook(Hook):
 
     def read_stats(self) -> Dict[str, Dict[str, np.ndarray]]:
         """Statistics of every loss module, copied to the host in one transfer."""
-        parts, sizes = [], []
+        parts, layouts = [], []
         for _, module in self.losses:
             summary = module.region_summary()
-            parts += [summary['counts'].double(), summary['weight_share'].double(),
-                      summary['density'].double()]
-            parts += [summary[key].double().reshape(1) for key in REGION_SUMMARY_KEYS.values()]
-            sizes.append(module.bins)
+            arrays = ['counts', 'weight_share', 'density']
+            scalars = dict(REGION_SUMMARY_KEYS)
+            if module.COUNTS_POSITIVES:
+                arrays += ['positive_counts', 'positive_weight_share']
+                scalars.update(POSITIVE_SUMMARY_KEYS)
+            parts += [summary[key].double() for key in arrays]
+            parts += [summary[key].double().reshape(1) for key in scalars.values()]
+            layouts.append((module.bins, arrays, list(scalars)))
         host = torch.cat(parts).cpu().numpy()
         out, start = {}, 0
-        extra = len(REGION_SUMMARY_KEYS)
-        for (path, _), bins in zip(self.losses, sizes):
-            counts, share, density = host[start:start + 3 * bins].reshape(3, bins)
-            out[path] = dict(counts=counts, weight_share=share, density=density)
-            start += 3 * bins
-            for key, value in zip(REGION_SUMMARY_KEYS, host[start:start + extra]):
-                out[path][key] = float(value)
-            start += extra
+        for (path, _), (bins, arrays, scalars) in zip(self.losses, layouts):
+            out[path] = {}
+            for key in arrays:
+                out[path][key] = host[start:start + bins]
+                start += bins
+            for key in scalars:
+                out[path][key] = float(host[start])
+                start += 1
         return out
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -324,12 +336,14 @@ class GHMStatsHook(Hook):
             name = self.names[path]
             for key in SUMMARY_KEYS:
                 runner.message_hub.update_scalar(f'train/ghm_{name}/{key}', summary[key])
-            for key in REGION_SUMMARY_KEYS:
-                runner.message_hub.update_scalar(f'train/ghm_{name}/{key}', stats[key])
+            for key in (*REGION_SUMMARY_KEYS, *POSITIVE_SUMMARY_KEYS):
+                if key in stats:
+                    runner.message_hub.update_scalar(f'train/ghm_{name}/{key}', stats[key])
             per_region[f'ghm/{path}/hard_region'] = summary['hard_region']
-            for field in ('count', 'weight_share', 'density'):
-                values = stats['counts' if field == 'count' else field]
-                for j, value in enumerate(values):
+            for field, key in (('count', 'counts'), ('weight_share', 'weight_share'),
+                               ('density', 'density'), ('pos_count', 'positive_counts'),
+                               ('pos_weight_share', 'positive_weight_share')):
+                for j, value in enumerate(stats.get(key, ())):
                     per_region[f'ghm/{path}/{field}_{j:02d}'] = float(value)
             self._add_tensorboard_histogram(runner, path, stats['counts'], step)
         runner.visualizer.add_scalars(per_region, step=step, file_path='ghm_stats.json')
