@@ -6,7 +6,7 @@ report can be written again at any time and always agrees with them.
 from typing import Dict, List, Optional, Sequence
 
 from mmdet_ghm.engine.hooks.ghm_stats_hook import shows_low_ap_signature
-from mmdet_ghm.study.aggregate import format_mean_std, mean_std
+from mmdet_ghm.study.summaries import format_mean_std, mean_std
 from mmdet_ghm.study.diagnosis import EASY_FRACTION_KEY, HARD_SHARE_KEY, late_mean
 
 from .loss_settings import DESCRIPTIONS, GHM_SETTINGS

@@ -9,7 +9,7 @@ seeds both of its variants have, beside the cell's share over those seeds.
 """
 from typing import Dict, List, Optional
 
-from .aggregate import format_mean_std, mean_std, runs_link
+from .summaries import format_mean_std, mean_std, runs_link
 from .variants import ABLATION_FACTORS, GHM_ABLATION_FACTORS, LITE0_PREFIX
 
 #: The losses of the ablation and the cell it departs from.
@@ -122,8 +122,9 @@ def render_ablation_table(study: Dict, results: str = 'docs/results') -> str:
     return '\n'.join(lines)
 
 
-def render_ablation_summary(rows: List[Dict], top: int = 3) -> str:
-    """One sentence naming the factors that moved GHM's share of FL's mAP most."""
+def render_ablation_summary(rows: List[Dict], top: int = 3, results: str = 'docs/results') -> str:
+    """One sentence naming the factors that moved GHM's share of FL's mAP most, each
+    with links to its FL and GHM records."""
     measured = ranked_factors(rows)
     if not measured:
         return '_No factor measured yet._'
@@ -133,8 +134,9 @@ def render_ablation_summary(rows: List[Dict], top: int = 3) -> str:
         moved = f'GHM ×{row["ghm_factor"]:.2f}'
         if row['both']:
             moved += f', FL ×{row["fl_factor"]:.2f}'
+        links = f'[FL]({runs_link(results, row["fl"])}), [GHM]({runs_link(results, row["ghm"])})'
         parts.append(f'`{row["factor"]}`, {row["what"]}: {row["cell_share"]:.2f} → '
-                     f'{row["cell_share"] + row["change"]:.2f} ({moved}; seeds {seeds})')
+                     f'{row["cell_share"] + row["change"]:.2f} ({moved}; seeds {seeds}; {links})')
     rest = len(measured) - len(parts)
     tail = (f' The other {rest} measured factor{"s" if rest > 1 else ""} moved it by at most '
             f'{max(abs(r["change"]) for r in measured[top:]):.2f}.') if rest else ''

@@ -9,13 +9,12 @@ it (:func:`update_study_blocks`), never typed by hand; their links to the
 records are relative to the page they are on (``results``: the path from
 that page to ``docs/results``).
 """
-import math
-import posixpath
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from mmdet_ghm.utils.doc_blocks import block_pattern, regenerate_blocks
 
+from .summaries import format_mean_std, mean_std, runs_link
 from .variants import LITE0_PREFIX, REGIMES, VARIANTS
 
 STUDY_SCHEMA = 1
@@ -54,17 +53,6 @@ CORRECTED_LAYOUT = ((('ce', 'CE + L1'), ('fl', 'FL + L1'), ('ghmc-l1', 'GHM-C + 
 PLOT_COLUMNS = 5
 #: Variants drawn for comparison in every panel of the tiny R-18 but ``main``.
 CONTEXT = ('fl', 'ghm')
-
-
-def mean_std(values: Sequence[float]) -> Dict:
-    """``{'mean', 'std', 'n'}``; ``std`` is the sample std (ddof=1), None for n < 2."""
-    values = [float(v) for v in values if v is not None]
-    n = len(values)
-    if n == 0:
-        return dict(mean=None, std=None, n=0)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return dict(mean=mean, std=std, n=n)
 
 
 def _curve(records: Sequence[dict]) -> List[Dict]:
@@ -124,23 +112,8 @@ def aggregate(records: Iterable[dict]) -> Dict:
                 variants=variants, signature=signature_rows(records))
 
 
-def format_mean_std(stat: Optional[Dict], digits: int = 3) -> str:
-    """``mean ± std`` of a ``{'mean', 'std'}`` summary (``–`` without a mean)."""
-    if not stat or stat.get('mean') is None:
-        return '–'
-    text = f'{stat["mean"]:.{digits}f}'
-    if stat.get('std') is not None:
-        text += f' ± {stat["std"]:.{digits}f}'
-    return text
-
-
 def _at_epoch(variant: Dict, epoch: int) -> Optional[Dict]:
     return next((p for p in variant['curve'] if p['epoch'] == epoch), None)
-
-
-def runs_link(results: str, name: str) -> str:
-    """Link to a variant's records folder from a page ``results`` away from ``docs/results``."""
-    return posixpath.normpath(posixpath.join(results, 'runs', name)) + '/'
 
 
 def render_table(study: Dict, group: str, results: str = 'docs/results') -> str:
@@ -342,7 +315,7 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
         if group in ('ablation-factors', 'ablation-summary'):
             from .ablation import ablation_rows, render_ablation_summary, render_ablation_table
             return (render_ablation_table(study, results) if group == 'ablation-factors'
-                    else render_ablation_summary(ablation_rows(study)))
+                    else render_ablation_summary(ablation_rows(study), results=results))
         return render_table(study, group, results)
 
     return regenerate_blocks(text, BLOCK, render)[0]

@@ -27,7 +27,7 @@ reported on, the same way for every loss.
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .ablation import ablation_name, cell_name
-from .aggregate import format_mean_std, mean_std, runs_link
+from .summaries import format_mean_std, mean_std, runs_link
 from .variants import ABLATION_FACTORS, CORRECTED_SETUP, fair_variant_name
 
 #: The losses of the grid (keys of :data:`~mmdet_ghm.study.variants.LOSSES`) and

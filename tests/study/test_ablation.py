@@ -59,8 +59,10 @@ def test_table_and_summary_rank_factors_by_the_size_of_their_change():
     assert '| `batch8`: batch 8 |' in lines[4] and '| +0.10 |' in lines[4]
     assert '(results/runs/lite0-ablation-crowns-ghm-batch8/)' in lines[4]
     assert '`p3-p7`: five FPN levels, P3-P7 | – |' in table  # not trained yet: listed, after the measured ones
-    summary = render_ablation_summary(ablation_rows(study), top=1)
-    assert '`no-clip`, no gradient clipping: 0.30 → 0.10 (GHM ×0.33, FL ×1.00; seeds 0)' in summary
+    summary = render_ablation_summary(ablation_rows(study), top=1, results='results')
+    assert ('`no-clip`, no gradient clipping: 0.30 → 0.10 (GHM ×0.33, FL ×1.00; seeds 0; '
+            '[FL](results/runs/lite0-ablation-crowns-fl-no-clip/), '
+            '[GHM](results/runs/lite0-ablation-crowns-ghm-no-clip/))') in summary
     assert 'The other 1 measured factor moved it by at most 0.10.' in summary
     assert 'Not yet measured: `anchors3`, `anchors2`, `p3-p7`' in summary
 
