@@ -141,7 +141,8 @@ def render_table(study: Dict, group: str, results: str = 'docs/results') -> str:
 
 #: GHMStatsHook keys shown by :func:`render_stats_table` (GHM-C's, the ``cls`` loss).
 STATS_COLUMNS = (('cls/regions', 'non-empty regions', 1), ('cls/w_hard_half',
-                 'weight share of g ≥ 0.5', 3), ('cls/beta_max', 'largest β', 0))
+                 'weight share of g ≥ 0.5', 3), ('cls/beta_max', 'largest β', 0),
+                 ('cls/w_pos', 'weight share of the positives', 3))
 
 
 def render_stats_table(study: Dict) -> str:

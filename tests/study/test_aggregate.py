@@ -134,8 +134,14 @@ def test_stats_table_shows_first_and_last_epoch_means():
         make_record('ghm-cap', 1, [(30, 0.7)], stats=stats((14, 30), (0.1, 0.05), (90, 100))),
         make_record('fl', 0, [(30, 0.7)])])
     table = update_study_blocks('<!-- study:ghm-stats:begin -->\n<!-- study:ghm-stats:end -->', study)
-    assert '| `ghm-cap` | 13.0 → 29.5 | 0.150 → 0.075 | 95 → 100 |' in table
+    # the positives' weight share is recorded by newer runs only: a dash for these
+    assert '| `ghm-cap` | 13.0 → 29.5 | 0.150 → 0.075 | 95 → 100 | – |' in table
     assert '`fl`' not in table  # no GHM loss, no statistics
+    newer = stats((12, 29), (0.2, 0.1), (100, 100))
+    newer[0]['cls/w_pos'], newer[1]['cls/w_pos'] = 0.8, 0.6
+    table = update_study_blocks('<!-- study:ghm-stats:begin -->\n<!-- study:ghm-stats:end -->',
+                                aggregate([make_record('ghm', 0, [(30, 0.5)], stats=newer)]))
+    assert '| `ghm` | 12.0 → 29.0 | 0.200 → 0.100 | 100 → 100 | 0.800 → 0.600 |' in table
 
 
 def test_grid_tables_per_regime_bold_the_best_and_drop_empty_rows():
