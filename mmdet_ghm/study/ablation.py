@@ -9,7 +9,7 @@ seeds both of its variants have, beside the cell's share over those seeds.
 """
 from typing import Dict, List, Optional
 
-from .summaries import format_mean_std, mean_std, runs_link
+from .summaries import format_mean_std, maps_by_seed, mean_std, runs_link
 from .variants import ABLATION_FACTORS, GHM_ABLATION_FACTORS, LITE0_PREFIX
 
 #: The losses of the ablation and the cell it departs from.
@@ -24,13 +24,6 @@ def cell_name(loss: str) -> str:
 def ablation_name(loss: str, factor: str) -> str:
     """The ablation variant of ``loss`` with ``factor`` changed."""
     return f'{LITE0_PREFIX}ablation-crowns-{loss}-{factor}'
-
-
-def _by_seed(study: Dict, name: str) -> Dict[int, float]:
-    variant = study['variants'].get(name)
-    if variant is None:
-        return {}
-    return {r['seed']: r['bbox_mAP'] for r in variant['runs'] if r['bbox_mAP'] is not None}
 
 
 def _mean(values: Dict[int, float], seeds: List[int]) -> Optional[float]:
@@ -52,14 +45,14 @@ def ablation_rows(study: Dict) -> List[Dict]:
     recomputed on them), ``fl_factor`` / ``ghm_factor`` (each loss's mAP over
     the cell's, same seeds). Unmeasured values are ``None``.
     """
-    cell = {loss: _by_seed(study, cell_name(loss)) for loss in LOSSES}
+    cell = {loss: maps_by_seed(study, cell_name(loss)) for loss in LOSSES}
     factors = [(f, what, True) for f, (what, _, _) in ABLATION_FACTORS.items()]
     factors += [(f, what, False) for f, (what, _, _) in GHM_ABLATION_FACTORS.items()]
     rows = []
     for factor, what, both in factors:
         names = dict(fl=ablation_name('fl', factor) if both else cell_name('fl'),
                      ghm=ablation_name('ghm', factor))
-        runs = {loss: _by_seed(study, name) for loss, name in names.items()}
+        runs = {loss: maps_by_seed(study, name) for loss, name in names.items()}
         seeds = sorted(set(runs['fl']) & set(runs['ghm']))
         cell_seeds = [s for s in seeds if s in cell['fl'] and s in cell['ghm']]
         row = dict(factor=factor, what=what, both=both, **names, seeds=seeds,
@@ -97,7 +90,7 @@ def render_ablation_table(study: Dict, results: str = 'docs/results') -> str:
     def link(name, stat):
         return f'[{format_mean_std(stat)} (n={stat["n"]})]({runs_link(results, name)})'
 
-    cell = {loss: _by_seed(study, cell_name(loss)) for loss in LOSSES}
+    cell = {loss: maps_by_seed(study, cell_name(loss)) for loss in LOSSES}
     cell_seeds = sorted(set(cell['fl']) & set(cell['ghm']))
     cell_share = _ratio(_mean(cell['ghm'], cell_seeds), _mean(cell['fl'], cell_seeds))
     fl, ghm = (link(cell_name(loss), mean_std(cell[loss].values())) for loss in LOSSES)

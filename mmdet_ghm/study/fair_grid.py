@@ -27,7 +27,7 @@ reported on, the same way for every loss.
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .ablation import ablation_name, cell_name
-from .summaries import format_mean_std, mean_std, runs_link
+from .summaries import format_mean_std, maps_by_seed, mean_std, runs_link
 from .variants import ABLATION_FACTORS, CORRECTED_SETUP, fair_variant_name
 
 #: The losses of the grid (keys of :data:`~mmdet_ghm.study.variants.LOSSES`) and
@@ -51,12 +51,6 @@ def setup_name(factors: Sequence[str]) -> str:
     return '+'.join(ordered) if ordered else CORRECTED
 
 
-def _by_seed(study: Dict, name: str) -> Dict[int, float]:
-    variant = study['variants'].get(name)
-    return {} if variant is None else {r['seed']: r['bbox_mAP'] for r in variant['runs']
-                                       if r['bbox_mAP'] is not None}
-
-
 def _on(values: Dict[int, float], seeds: Sequence[int]) -> Optional[Dict]:
     """mean ± std of ``values`` on exactly ``seeds`` (None when one is missing)."""
     if not all(s in values for s in seeds):
@@ -67,8 +61,8 @@ def _on(values: Dict[int, float], seeds: Sequence[int]) -> Optional[Dict]:
 def factor_gain(study: Dict, loss: str, factor: str) -> Optional[Tuple[float, float]]:
     """``(gain, spreads)``: the factor's mean mAP minus the cell's on the tuning seeds,
     and their standard deviations added up; None until both have the seeds."""
-    changed = _on(_by_seed(study, ablation_name(loss, factor)), TUNING_SEEDS)
-    cell = _on(_by_seed(study, cell_name(loss)), TUNING_SEEDS)
+    changed = _on(maps_by_seed(study, ablation_name(loss, factor)), TUNING_SEEDS)
+    cell = _on(maps_by_seed(study, cell_name(loss)), TUNING_SEEDS)
     if changed is None or cell is None:
         return None
     return changed['mean'] - cell['mean'], changed['std'] + cell['std']
@@ -120,7 +114,7 @@ def tuning_means(study: Dict, setups: Sequence[str], recipe: str,
     """``{set-up: mean mAP over the tuning seeds}``; None while one lacks a seed."""
     means = {}
     for setup in setups:
-        stat = _on(_by_seed(study, fair_name(setup, recipe, loss)), TUNING_SEEDS)
+        stat = _on(maps_by_seed(study, fair_name(setup, recipe, loss)), TUNING_SEEDS)
         if stat is None:
             return None
         means[setup] = stat['mean']
@@ -165,8 +159,8 @@ def render_fair_table(study: Dict, results: str = 'docs/results') -> str:
             best = best_setup(study, list(setups), recipe, loss)
             for kind, setup in (('best', best), ('shared', shared)):
                 name = fair_name(setup, recipe, loss) if setup else None
-                final[recipe, loss, kind] = (setup, name, _on(_by_seed(study, name), FINAL_SEEDS)
-                                             if name else None)
+                stat = _on(maps_by_seed(study, name), FINAL_SEEDS) if name else None
+                final[recipe, loss, kind] = (setup, name, stat)
     for loss, title in FAIR_LOSSES:
         cells = []
         for recipe, _ in RECIPES:

@@ -1,4 +1,5 @@
-"""Summaries over seeds (mean ± sample std) and links to a variant's records."""
+"""Summaries over seeds (mean ± sample std), a variant's final mAP per seed, and links
+to its records."""
 import math
 import posixpath
 from typing import Dict, Optional, Sequence
@@ -28,3 +29,12 @@ def format_mean_std(stat: Optional[Dict], digits: int = 3) -> str:
 def runs_link(results: str, name: str) -> str:
     """Link to a variant's records folder from a page ``results`` away from ``docs/results``."""
     return posixpath.normpath(posixpath.join(results, 'runs', name)) + '/'
+
+
+def maps_by_seed(study: Dict, name: str) -> Dict[int, float]:
+    """``{seed: final bbox mAP}`` of variant ``name`` in a ``study.json`` object (empty
+    when it has no runs)."""
+    variant = study['variants'].get(name)
+    if variant is None:
+        return {}
+    return {r['seed']: r['bbox_mAP'] for r in variant['runs'] if r['bbox_mAP'] is not None}
