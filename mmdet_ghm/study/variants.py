@@ -173,6 +173,11 @@ ABLATION_FACTORS = {
     # what tools/analysis_tools/anchor_coverage.py suggests for the crowns
     'anchors2': ('anchors a third larger (octave_base_scale 2: 16-25 px on P3)',
                  {'model.bbox_head.anchor_generator.octave_base_scale': 2.0}, None),
+    # more positives per crown on the same anchors (the ignore band kept 0.1 wide):
+    # tests whether the number of positives, not the anchors' size, is what GHM needs
+    'assigner-0.4': ('positives from IoU 0.4, negatives below 0.3',
+                     {'model.train_cfg.assigner.pos_iou_thr': 0.4,
+                      'model.train_cfg.assigner.neg_iou_thr': 0.3}, None),
     'p3-p7': ('five FPN levels, P3-P7',
               {'model.neck.num_outs': 5, 'model.neck.add_extra_convs': 'on_input',
                'model.bbox_head.anchor_generator.strides': [8, 16, 32, 64, 128]}, None),

@@ -64,7 +64,7 @@ def test_table_and_summary_rank_factors_by_the_size_of_their_change():
             '[FL](results/runs/lite0-ablation-crowns-fl-no-clip/), '
             '[GHM](results/runs/lite0-ablation-crowns-ghm-no-clip/))') in summary
     assert 'The other 1 measured factor moved it by at most 0.10.' in summary
-    assert 'Not yet measured: `anchors3`, `anchors2`, `p3-p7`' in summary
+    assert 'Not yet measured: `anchors3`, `anchors2`, `assigner-0.4`, `p3-p7`' in summary
 
 
 def test_page_blocks_regenerate_and_a_study_without_the_cell_says_so():
