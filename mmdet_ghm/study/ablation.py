@@ -85,7 +85,11 @@ def render_ablation_table(study: Dict, results: str = 'docs/results') -> str:
         return '_No runs recorded yet._'
 
     def num(value, digits=2, sign=False):
-        return '–' if value is None else f'{value:{"+" if sign else ""}.{digits}f}'
+        if value is None:
+            return '–'
+        if round(value, digits) == 0:
+            value = 0.0  # no '-0.00'
+        return f'{value:{"+" if sign else ""}.{digits}f}'
 
     def link(name, stat):
         return f'[{format_mean_std(stat)} (n={stat["n"]})]({runs_link(results, name)})'

@@ -75,3 +75,7 @@ def test_page_blocks_regenerate_and_a_study_without_the_cell_says_so():
     assert 'old' not in out and '| the corrected AdamW cell |' in out
     assert 'No factor measured yet' in out
     assert render_ablation_table(study_of({cell_name('fl'): {0: 0.1}})) == '_No runs recorded yet._'
+    # a change that rounds to zero has no sign of its own
+    study = study_of(dict(CELL, **{ablation_name('fl', 'batch8'): {0: 0.1},
+                                   ablation_name('ghm', 'batch8'): {0: 0.0299}}))
+    assert '| +0.00 |' in render_ablation_table(study)
