@@ -55,10 +55,12 @@ def test_table_and_summary_rank_factors_by_the_size_of_their_change():
     table = render_ablation_table(study, 'results')
     lines = table.splitlines()
     assert lines[2].startswith('| the corrected AdamW cell |') and '0.36 (0, 1, 2)' in lines[2]
-    assert '| `no-clip`: no gradient clipping |' in lines[3] and '| -0.20 |' in lines[3]  # 0.1 against 0.3
+    # no-clip: 0.1 against the cell's 0.3 on seed 0
+    assert '| `no-clip`: no gradient clipping |' in lines[3] and '| -0.20 |' in lines[3]
     assert '| `batch8`: batch 8 |' in lines[4] and '| +0.10 |' in lines[4]
     assert '(results/runs/lite0-ablation-crowns-ghm-batch8/)' in lines[4]
-    assert '`p3-p7`: five FPN levels, P3-P7 | – |' in table  # not trained yet: listed, after the measured ones
+    # not trained yet: listed, after the measured ones
+    assert '`p3-p7`: five FPN levels, P3-P7 | – |' in table
     summary = render_ablation_summary(ablation_rows(study), top=1, results='results')
     assert ('`no-clip`, no gradient clipping: 0.30 → 0.10 (GHM ×0.33, FL ×1.00; seeds 0; '
             '[FL](results/runs/lite0-ablation-crowns-fl-no-clip/), '

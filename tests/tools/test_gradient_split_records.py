@@ -17,8 +17,8 @@ def load_tool():
 
 def test_a_run_without_a_record_is_refused_by_name(tmp_path):
     tool = load_tool()
-    with pytest.raises(SystemExit, match=r'lite0-corrected-crowns-ce seed 7: no record '
-                                         r'docs/results/runs/lite0-corrected-crowns-ce/seed7\.json'):
+    record = r'docs/results/runs/lite0-corrected-crowns-ce/seed7\.json'
+    with pytest.raises(SystemExit, match=rf'lite0-corrected-crowns-ce seed 7: no record {record}'):
         tool.main(['--variants', 'lite0-corrected-crowns-ce', '--seeds', '7',
                    '--work-dir', str(tmp_path)])
 
