@@ -29,6 +29,11 @@ METRICS = (('bbox_mAP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
            ('AP75', 'coco/bbox_mAP_75'), ('AP_small', 'coco/bbox_mAP_s'),
            ('AP_medium', 'coco/bbox_mAP_m'), ('AP_large', 'coco/bbox_mAP_l'))
 GHM_STATS_PREFIX = 'train/ghm_'
+#: ``ClsGradientShareHook``'s keys (its ``LOG_PREFIX``), kept per epoch in a
+#: record's ``cls_grad_stats``.
+CLS_GRAD_PREFIX = 'train/cls_grad/'
+#: The loss module the study reads the classification gradient of.
+CLS_LOSS_PATH = 'bbox_head.loss_cls'
 
 
 #: Where the recorder keeps its state in a checkpoint.
@@ -46,22 +51,24 @@ def stretch_schedule(cfg, epochs: int) -> None:
             scheduler['T_max'] = epochs
 
 
-def new_scalar_means(message_hub, seen: Dict[str, int]) -> Dict[str, float]:
-    """Means of the GHM statistics logged since the last call (``seen`` is updated).
+def new_scalar_means(message_hub, seen: Dict[str, int],
+                     prefix: str = GHM_STATS_PREFIX) -> Dict[str, float]:
+    """Means of the statistics under ``prefix`` logged since the last call (``seen`` is updated).
 
     :class:`~mmdet_ghm.engine.hooks.GHMStatsHook` logs ``train/ghm_<loss>/<key>``
-    once per logging window (each value pooled over the window's iterations,
-    the epoch's last, partial window included); this averages the values it
-    logged during one epoch, each window with equal weight.
+    and :class:`~mmdet_ghm.engine.hooks.ClsGradientShareHook`
+    ``train/cls_grad/<key>`` once per logging window (each value pooled over
+    the window's iterations, the epoch's last, partial window included); this
+    averages the values logged during one epoch, each window with equal weight.
     """
     means = {}
     for key, buffer in message_hub.log_scalars.items():
-        if not key.startswith(GHM_STATS_PREFIX):
+        if not key.startswith(prefix):
             continue
         values = buffer.data[0]
         start = seen.get(key, 0)
         if len(values) > start:
-            means[key[len(GHM_STATS_PREFIX):]] = float(values[start:].mean())
+            means[key[len(prefix):]] = float(values[start:].mean())
         seen[key] = len(values)
     return means
 
@@ -109,6 +116,7 @@ def make_recorder(progress_path: str, tag: str, echo):
             self.val_curve: List[dict] = []
             self.ghm_stats: List[dict] = []
             self.ghm_stats_sampling: Optional[str] = None
+            self.cls_grad_stats: List[dict] = []
             self.iter_times: List[float] = []
             self.resumed_at: List[int] = []
             self.earlier_wall_s = 0.0
@@ -130,6 +138,7 @@ def make_recorder(progress_path: str, tag: str, echo):
             checkpoint[RECORDER_KEY] = dict(
                 val_curve=self.val_curve, ghm_stats=self.ghm_stats,
                 ghm_stats_sampling=self.ghm_stats_sampling, iter_times=self.iter_times,
+                cls_grad_stats=self.cls_grad_stats,
                 resumed_at=self.resumed_at, seen=self._seen, wall_s=self.wall_s(),
                 peak_rss_mib=self.peak_rss_mib())
 
@@ -143,6 +152,7 @@ def make_recorder(progress_path: str, tag: str, echo):
             self.ghm_stats_sampling = state.get(
                 'ghm_stats_sampling', LAST_BATCH_SAMPLING if self.ghm_stats else None)
             self.iter_times = list(state['iter_times'])
+            self.cls_grad_stats = list(state.get('cls_grad_stats', []))
             self._seen = dict(state['seen'])
             self.earlier_wall_s = float(state['wall_s'])
             self.earlier_peak_rss_mib = float(state['peak_rss_mib'])
@@ -184,6 +194,9 @@ def make_recorder(progress_path: str, tag: str, echo):
                 self.ghm_stats.append(dict(epoch=runner.epoch + 1, **stats))
                 self.ghm_stats_sampling = combine_sampling(self.ghm_stats_sampling,
                                                            ghm_stats_sampling(runner))
+            shares = new_scalar_means(runner.message_hub, self._seen, CLS_GRAD_PREFIX)
+            if shares:
+                self.cls_grad_stats.append(dict(epoch=runner.epoch + 1, **shares))
 
         def after_val_epoch(self, runner, metrics=None):
             point = {name: float(metrics[key]) for name, key in METRICS
@@ -194,6 +207,23 @@ def make_recorder(progress_path: str, tag: str, echo):
                  f'bbox mAP {point.get("bbox_mAP", float("nan")):.3f}')
 
     return StudyRecorder()
+
+
+def add_cls_gradient_share_hook(runner) -> bool:
+    """Register a :class:`ClsGradientShareHook` on a model with a sigmoid ``bbox_head.loss_cls``.
+
+    Every study run trained since it logs how its classification loss splits
+    the gradient (the record's ``cls_grad_stats``); the hook only observes.
+    A config that has one already keeps its own. Returns whether one was added.
+    """
+    from mmdet_ghm.engine.hooks.cls_gradient_share_hook import (ClsGradientShareHook,
+                                                                sigmoid_cls_loss)
+    if any(isinstance(h, ClsGradientShareHook) for h in runner.hooks):
+        return False
+    if sigmoid_cls_loss(runner.model, CLS_LOSS_PATH) is None:
+        return False
+    runner.register_hook(ClsGradientShareHook(loss=CLS_LOSS_PATH))
+    return True
 
 
 def train_one(spec: dict, echo=print) -> dict:
@@ -218,6 +248,7 @@ def train_one(spec: dict, echo=print) -> dict:
     runner = Runner.from_cfg(cfg)
     recorder = make_recorder(osp.join(work_dir, 'progress.json'), spec['tag'], echo)
     runner.register_hook(recorder)
+    add_cls_gradient_share_hook(runner)
     runner.train()
     from mmengine.dist import get_rank
     rank = get_rank()
@@ -239,6 +270,7 @@ def train_one(spec: dict, echo=print) -> dict:
         final={k: v for k, v in final.items() if k != 'epoch'},
         val_curve=recorder.val_curve,
         ghm_stats=recorder.ghm_stats,
+        cls_grad_stats=recorder.cls_grad_stats,
         iters=len(recorder.iter_times),
         s_per_iter=sum(times) / max(len(times), 1),
         train_wall_s=wall,

@@ -50,6 +50,11 @@ def test_the_record_says_how_ghm_statistics_were_sampled(tmp_path, eager_kernels
     with open(tmp_path / 'records' / loss / 'seed0.json') as f:
         assert json.load(f) == json.loads(json.dumps(record))
     assert record['iters'] == 2
+    # every run with a sigmoid loss_cls logs how it splits the classification gradient
+    assert [s['epoch'] for s in record['cls_grad_stats']] == [1]
+    shares = record['cls_grad_stats'][0]
+    assert 0 < shares['pos_frac'] < shares['pos_share'] < 1, shares
+    assert 0 <= shares['neg_overlap'] <= 1 and 0 <= shares['pos_hard'] <= 1
     if loss == 'fl':  # no GHM loss: no statistics, and nothing said about their sampling
         assert record['ghm_stats'] == [] and 'ghm_stats_sampling' not in record
         return

@@ -117,6 +117,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_record(tmp_path):
         resumed = json.load(f)
     assert whole['resumed_at_epochs'] == [] and resumed['resumed_at_epochs'] == [1]
     assert len(whole['val_curve']) == 3 and len(whole['ghm_stats']) == 3
+    assert len(whole['cls_grad_stats']) == 3
+    assert resumed['cls_grad_stats'] == whole['cls_grad_stats']  # kept in the checkpoint
     for key in METRIC_KEYS:
         assert resumed[key] == whole[key], key
     assert len(os.listdir(tmp_path / 'w_cut' / 'ghm' / 'seed0')) == 2  # the killed attempt kept

@@ -4,12 +4,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.hooks import Hook, LoggerHook
+from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from mmdet_ghm.losses.ghm_c import GHMCLoss
 from mmdet_ghm.losses.harmonized_loss import HarmonizedLoss
+
+from .logging_window import check_interval, is_window_end, logger_interval
 
 #: Summary statistics written to the text log (per GHM loss module).
 SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
@@ -207,9 +209,7 @@ class GHMStatsHook(Hook):
                  warn_hard_share: Optional[float] = LATE_HARD_SHARE_THRESHOLD,
                  warn_easy_fraction: float = LATE_EASY_FRACTION_THRESHOLD,
                  warn_window: float = LATE_FRACTION):
-        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int)
-                                     or interval < 1):
-            raise ValueError(f'interval must be a positive int or None, got {interval!r}')
+        check_interval(interval)
         if warn_hard_share is not None and not (
                 isinstance(warn_hard_share, (int, float)) and 0 < warn_hard_share <= 1):
             raise ValueError('warn_hard_share must be in (0, 1] or None, got '
@@ -237,11 +237,7 @@ class GHMStatsHook(Hook):
 
     def before_train(self, runner) -> None:
         """Find the GHM losses and the logging interval."""
-        logger_hook = next((h for h in runner.hooks if isinstance(h, LoggerHook)), None)
-        if self.interval is None:
-            self.interval = logger_hook.interval if logger_hook is not None else 50
-        if logger_hook is not None:
-            self.ignore_last = logger_hook.ignore_last
+        self.interval, self.ignore_last = logger_interval(runner, self.interval)
         self.losses = find_harmonized_losses(runner.model)
         if not self.losses:
             runner.logger.warning('GHMStatsHook: the model has no GHM loss '
@@ -288,8 +284,7 @@ class GHMStatsHook(Hook):
 
     def is_window_end(self, runner, batch_idx: int) -> bool:
         """Whether this iteration ends a window: a logging iteration or the epoch's last."""
-        return (self.every_n_inner_iters(batch_idx, self.interval)
-                or self.end_of_epoch(runner.train_dataloader, batch_idx))
+        return is_window_end(self, runner, batch_idx, self.interval)
 
     def read_stats(self) -> Dict[str, Dict[str, np.ndarray]]:
         """Statistics of every loss module, copied to the host in one transfer."""
