@@ -14,6 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 from mmdet_ghm.utils.doc_blocks import block_pattern, regenerate_blocks
 
+from .mechanism import mean_cls_grad
 from .summaries import format_mean_std, mean_std, runs_link
 from .variants import LITE0_PREFIX, REGIMES, VARIANTS
 
@@ -100,7 +101,7 @@ def aggregate(records: Iterable[dict]) -> Dict:
             train_wall_s=mean_std([r.get('train_wall_s') for r in runs])['mean'],
             peak_rss_mib=max((r['peak_rss_mib'] for r in runs if r.get('peak_rss_mib')),
                              default=None),
-            curve=_curve(runs), ghm_stats=_ghm_stats(runs),
+            curve=_curve(runs), ghm_stats=_ghm_stats(runs), cls_grad=mean_cls_grad(runs),
             runs=[dict(seed=r['seed'], bbox_mAP=r['bbox_mAP'], AP50=r['final'].get('AP50'),
                        record=f'docs/results/runs/{r["record"]}' if 'record' in r else None,
                        commit=(r.get('code') or {}).get('commit'),
@@ -271,6 +272,8 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
     or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
     alarms and misses per way of sampling the statistics), each also with ``-lite0``
     (the EfficientNet-Lite0 runs only; :mod:`~mmdet_ghm.study.diagnosis`).
+    ``cls-gradient-share`` the positives' share of the classification gradient over
+    training (:func:`~mmdet_ghm.study.mechanism.render_cls_gradient_table`).
     ``gradient-split`` renders the gradient-split records ``analysis``
     (:func:`~mmdet_ghm.study.mechanism.load_gradient_splits`; their train split).
     ``results`` is the path from the page to ``docs/results``: ``docs/results``
@@ -310,6 +313,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
                                  'load_gradient_splits(<docs/results>)')
             from .mechanism import render_gradient_split_table
             return render_gradient_split_table(analysis, results)
+        if group == 'cls-gradient-share':
+            from .mechanism import render_cls_gradient_table
+            return render_cls_gradient_table(study, results)
         if group == 'fair-grid':
             from .fair_grid import render_fair_table
             return render_fair_table(study, results)

@@ -13,7 +13,9 @@ import os
 import os.path as osp
 import posixpath
 import re
-from typing import Dict, Tuple
+from typing import Dict, Optional, Sequence, Tuple
+
+from .summaries import runs_link
 
 #: Where the records are, relative to ``docs/results``.
 GRADIENT_SPLIT_DIR = 'analysis/gradient_split'
@@ -98,6 +100,75 @@ def split_summary(record: dict) -> Dict[str, float]:
         negatives_overlapping=_share_from(negatives, edges, NEGATIVE_OVERLAP_G),
         positives_hard=_share_from(positives, edges, HARD_G),
         **{f'on_positives_{key}': cls['gradient_on_positives'][key]['all'] for key, _ in LOSSES})
+
+
+#: ``ClsGradientShareHook``'s statistics in a record's ``cls_grad_stats`` (per epoch).
+CLS_GRAD_KEYS = ('pos_share', 'pos_frac', 'neg_overlap', 'pos_hard')
+#: Where in training :func:`cls_grad_summary` reads the positives' share: the
+#: first epoch, the epochs ending a quarter and half of training, the last tenth.
+CLS_GRAD_POINTS = (('first', None), ('quarter', 0.25), ('half', 0.5))
+CLS_GRAD_LATE = 0.1
+
+
+def cls_grad_summary(record: dict) -> Optional[Dict[str, float]]:
+    """One run's classification-gradient split over training, from ``cls_grad_stats``.
+
+    ``pos_share_first`` / ``_quarter`` / ``_half``: the positives' share of the
+    gradient in the first epoch and in the epochs at a quarter and half of
+    training; ``<key>_late`` for every :data:`CLS_GRAD_KEYS`: the mean over the
+    last tenth of the epochs. ``None`` for a record without them (trained
+    before the study logged them).
+    """
+    stats = sorted(record.get('cls_grad_stats') or [], key=lambda s: s['epoch'])
+    if not stats:
+        return None
+    epochs = record.get('epochs') or stats[-1]['epoch']
+    out = {}
+    for name, fraction in CLS_GRAD_POINTS:
+        point = stats[0] if fraction is None else min(
+            stats, key=lambda s: abs(s['epoch'] - fraction * epochs))
+        out[f'pos_share_{name}'] = point['pos_share']
+    late = [s for s in stats if s['epoch'] > (1 - CLS_GRAD_LATE) * epochs] or stats[-1:]
+    for key in CLS_GRAD_KEYS:
+        values = [s[key] for s in late if s.get(key) is not None]
+        out[f'{key}_late'] = sum(values) / len(values) if values else None
+    return out
+
+
+def mean_cls_grad(records: Sequence[dict]) -> Optional[Dict[str, float]]:
+    """:func:`cls_grad_summary` averaged over the runs that have it (``n``: how many)."""
+    summaries = [s for s in map(cls_grad_summary, records) if s is not None]
+    if not summaries:
+        return None
+    out = {'n': len(summaries)}
+    for key in summaries[0]:
+        values = [s[key] for s in summaries if s[key] is not None]
+        out[key] = sum(values) / len(values) if values else None
+    return out
+
+
+def render_cls_gradient_table(study: Dict, results: str = 'docs/results') -> str:
+    """Markdown table: per variant with ``cls_grad`` (:func:`mean_cls_grad`), the positives'
+    share of the classification gradient over training, and the late scores."""
+    rows = [(name, v) for name, v in study['variants'].items() if v.get('cls_grad')]
+    if not rows:
+        return '_No run has recorded its classification-gradient split yet._'
+    lines = ['| variant | runs | gradient share on positives: first epoch | a quarter in | '
+             'half-way | last tenth | positives (share of elements) | negatives with '
+             f'g ≥ {NEGATIVE_OVERLAP_G} | positives with g ≥ {HARD_G} | mAP |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+
+    def pct(value, digits=0):
+        return '–' if value is None else f'{100 * value:.{digits}f} %'
+    for name, v in rows:
+        c = v['cls_grad']
+        lines.append(
+            f'| [`{name}`]({runs_link(results, name)}) | {c["n"]} | {pct(c["pos_share_first"])} '
+            f'| {pct(c["pos_share_quarter"])} | {pct(c["pos_share_half"])} '
+            f'| {pct(c["pos_share_late"])} | {pct(c["pos_frac_late"], 2)} '
+            f'| {pct(c["neg_overlap_late"], 1)} | {pct(c["pos_hard_late"])} '
+            f'| {v["mean"]:.3f} |')
+    return '\n'.join(lines)
 
 
 def render_gradient_split_table(records: Dict[str, dict], results: str = 'docs/results',

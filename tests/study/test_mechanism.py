@@ -4,7 +4,9 @@ import os.path as osp
 
 import pytest
 
-from mmdet_ghm.study.mechanism import (final_checkpoint, load_gradient_splits,
+from mmdet_ghm.study.aggregate import aggregate
+from mmdet_ghm.study.mechanism import (cls_grad_summary, final_checkpoint, load_gradient_splits,
+                                       mean_cls_grad, render_cls_gradient_table,
                                        render_gradient_split_table, split_record, split_summary)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -92,3 +94,38 @@ def test_split_record_names_files_relative_to_the_repository(tmp_path):
                                      machine='AMD EPYC, 2 cores, CPU',
                                      tool='tools/analysis_tools/gradient_split_records.py')
     assert str(path) not in json.dumps(out) and '/machine/' not in json.dumps(out)
+
+
+def run_with_shares(seed, shares, epochs=20, **late):
+    """A record whose ``cls_grad_stats`` give ``pos_share = shares[epoch - 1]``."""
+    stats = [dict(epoch=e, pos_share=shares[e - 1], pos_frac=0.01, neg_overlap=0.1,
+                  pos_hard=late.get('pos_hard', 0.5)) for e in range(1, epochs + 1)]
+    return dict(variant='lite0-ablation-crowns-ghm-x', seed=seed, epochs=epochs,
+                bbox_mAP=0.05, final={'AP50': 0.2}, val_curve=[], cls_grad_stats=stats)
+
+
+def test_cls_grad_summary_reads_first_quarter_half_and_last_tenth():
+    shares = [e / 100 for e in range(1, 21)]  # 0.01 .. 0.20
+    s = cls_grad_summary(run_with_shares(0, shares))
+    assert s['pos_share_first'] == pytest.approx(0.01)
+    assert s['pos_share_quarter'] == pytest.approx(0.05)  # epoch 5 of 20
+    assert s['pos_share_half'] == pytest.approx(0.10)  # epoch 10
+    assert s['pos_share_late'] == pytest.approx((0.19 + 0.20) / 2)  # epochs 19, 20
+    assert s['pos_frac_late'] == pytest.approx(0.01)
+    assert cls_grad_summary(dict(epochs=20, cls_grad_stats=[])) is None
+
+
+def test_cls_grad_averages_over_runs_and_the_table_links_them():
+    runs = [run_with_shares(0, [0.2] * 20), run_with_shares(1, [0.4] * 20, pos_hard=0.7),
+            dict(run_with_shares(2, [0.9] * 20), cls_grad_stats=[])]  # an older record
+    mean = mean_cls_grad(runs)
+    assert mean['n'] == 2 and mean['pos_share_late'] == pytest.approx(0.3)
+    assert mean['pos_hard_late'] == pytest.approx(0.6)
+    study = aggregate([dict(r, variant_spec=dict(name='lite0-ablation-crowns-ghm-x', label='x',
+                                                 config='c.py', group='lite0-ablation'))
+                       for r in runs])
+    table = render_cls_gradient_table(study, 'results')
+    assert ('| [`lite0-ablation-crowns-ghm-x`](results/runs/lite0-ablation-crowns-ghm-x/) | 2 '
+            '| 30 % | 30 % | 30 % | 30 % | 1.00 % | 10.0 % | 60 % | 0.050 |') in table
+    study['variants']['lite0-ablation-crowns-ghm-x']['cls_grad'] = None
+    assert 'No run has recorded' in render_cls_gradient_table(study)
