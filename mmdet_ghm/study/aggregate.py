@@ -260,7 +260,8 @@ BLOCK = block_pattern('study', r'[\w-]+')
 
 
 def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
-                        analysis: Optional[Dict[str, dict]] = None) -> str:
+                        analysis: Optional[Dict[str, dict]] = None,
+                        coverage: Optional[Dict[str, dict]] = None) -> str:
     """``text`` (a Markdown page) with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
@@ -272,6 +273,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
     or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
     alarms and misses per way of sampling the statistics), each also with ``-lite0``
     (the EfficientNet-Lite0 runs only; :mod:`~mmdet_ghm.study.diagnosis`).
+    ``ablation-coverage`` the anchor-coverage records ``coverage`` beside the factors'
+    change of GHM's share (:func:`~mmdet_ghm.study.coverage.render_coverage_table`;
+    records from :func:`~mmdet_ghm.study.coverage.load_coverage_records`).
     ``cls-gradient-share`` the positives' share of the classification gradient over
     training (:func:`~mmdet_ghm.study.mechanism.render_cls_gradient_table`).
     ``gradient-split`` renders the gradient-split records ``analysis``
@@ -313,6 +317,12 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
                                  'load_gradient_splits(<docs/results>)')
             from .mechanism import render_gradient_split_table
             return render_gradient_split_table(analysis, results)
+        if group == 'ablation-coverage':
+            if coverage is None:
+                raise ValueError('the ablation-coverage block needs the records: pass '
+                                 'coverage=load_coverage_records(<docs/results>)')
+            from .coverage import render_coverage_table
+            return render_coverage_table(study, coverage, results)
         if group == 'cls-gradient-share':
             from .mechanism import render_cls_gradient_table
             return render_cls_gradient_table(study, results)
