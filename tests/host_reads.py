@@ -38,3 +38,21 @@ class OpRecorder(TorchDispatchMode):
             if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]):
                 self.ops.append(BOOLEAN_MASK_INDEXING)
         return func(*args, **(kwargs or {}))
+
+
+#: Tensor methods that copy a tensor to the host.
+HOST_COPY_METHODS = ('cpu', 'item', 'tolist', 'numpy')
+
+
+def record_host_copies(monkeypatch) -> list:
+    """Patch the :data:`HOST_COPY_METHODS` of ``torch.Tensor`` to append their name to the
+    returned list on every call (``monkeypatch.undo()`` restores them)."""
+    copies = []
+    for method in HOST_COPY_METHODS:
+        original = getattr(torch.Tensor, method)
+
+        def counted(self, *args, _original=original, _name=method, **kwargs):
+            copies.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, method, counted)
+    return copies

@@ -15,7 +15,7 @@ from mmdet_ghm.engine.hooks import ClsGradientShareHook
 from mmdet_ghm.engine.hooks.cls_gradient_share_hook import sigmoid_cls_loss
 from mmdet_ghm.losses import GHMCLoss
 
-from ..host_reads import OpRecorder
+from ..host_reads import OpRecorder, record_host_copies
 
 
 class Head(torch.nn.Module):
@@ -201,14 +201,7 @@ def test_no_host_copy_between_logging_iterations(monkeypatch):
     runner = fake_runner(model, interval=3, iters=6, hub='cls_grad_sync')
     hook = ClsGradientShareHook()
     hook.before_train(runner)
-    copies = []
-    for method in ('cpu', 'item', 'tolist', 'numpy'):
-        original = getattr(torch.Tensor, method)
-
-        def counted(self, *args, _original=original, _name=method, **kwargs):
-            copies.append(_name)
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, method, counted)
+    copies = record_host_copies(monkeypatch)
     hook.before_train_epoch(runner)
     for batch_idx in range(6):
         runner.iter = batch_idx

@@ -20,7 +20,7 @@ from mmdet_ghm.engine.hooks import GHMStatsHook
 from mmdet_ghm.engine.hooks.ghm_stats_hook import short_names, summarize
 from mmdet_ghm.losses import GHMCLoss, GHMRLoss
 
-from ..host_reads import OpRecorder
+from ..host_reads import OpRecorder, record_host_copies
 
 BASE = 'configs/synthetic/retinanet_tiny-r18_fpn_fl_synthetic-shapes.py'
 
@@ -302,14 +302,7 @@ def test_no_host_copy_between_logging_iterations(eager_kernels, monkeypatch):
     hook = GHMStatsHook()
     hook.before_train(runner)
     assert hook.interval == 3
-    copies = []
-    for method in ('cpu', 'item', 'tolist', 'numpy'):
-        original = getattr(torch.Tensor, method)
-
-        def counted(self, *args, _original=original, _name=method, **kwargs):
-            copies.append(_name)
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, method, counted)
+    copies = record_host_copies(monkeypatch)
 
     expected = {}
     for batch_idx in range(6):
