@@ -20,15 +20,17 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-#: The accumulator's entries, in order: ``grad_total`` / ``grad_pos`` sum of the
-#: absolute gradient over the valid / positive elements; ``nonfinite``: valid
+#: The accumulator's entries, in order: ``grad_total`` / ``grad_pos`` /
+#: ``grad_neg_overlap`` sum of the absolute gradient over the valid / positive
+#: elements / negatives with ``g >= negative_g``; ``nonfinite``: valid
 #: elements whose gradient was NaN or infinite (left out of the sums; an fp16
 #: overflow step); ``valid`` / ``pos`` element counts; ``neg_overlap``: negatives
 #: with ``g >= negative_g``; ``pos_hard``: positives with ``g >= hard_g``.
-FIELDS = ('grad_total', 'grad_pos', 'nonfinite', 'valid', 'pos', 'neg_overlap', 'pos_hard')
+FIELDS = ('grad_total', 'grad_pos', 'grad_neg_overlap', 'nonfinite', 'valid', 'pos',
+          'neg_overlap', 'pos_hard')
 #: The entries :func:`gradient_sums` and :func:`forward_counts` give, in order.
-BACKWARD_FIELDS = slice(0, 3)
-FORWARD_FIELDS = slice(3, 7)
+BACKWARD_FIELDS = slice(0, 4)
+FORWARD_FIELDS = slice(4, 8)
 #: A negative at ``g >= 0.3`` scores ``p >= 0.3``: where the study's GHM models put
 #: their positives (``mmdet_ghm.study.mechanism.NEGATIVE_OVERLAP_G``).
 NEGATIVE_G = 0.3
@@ -65,24 +67,30 @@ def element_masks(labels: Tensor, weights: Optional[Tensor],
     return valid, positive & valid
 
 
+def overlapping_negatives(pred: Tensor, valid: Tensor, positive: Tensor,
+                          negative_g: float = NEGATIVE_G) -> Tensor:
+    """Bool mask ``(N, C)`` of the valid negatives scored ``p = g >= negative_g``."""
+    return valid & ~positive & (torch.sigmoid(pred.detach().float()) >= negative_g)
+
+
 def forward_counts(pred: Tensor, valid: Tensor, positive: Tensor,
                    negative_g: float = NEGATIVE_G, hard_g: float = HARD_G) -> Tensor:
     """``valid``, ``pos``, ``neg_overlap`` and ``pos_hard`` counts (float64, shape (4,))."""
     prob = torch.sigmoid(pred.detach().float())
-    negative = valid & ~positive
     counts = torch.stack([valid.sum(), positive.sum(),
-                          (negative & (prob >= negative_g)).sum(),
+                          overlapping_negatives(pred, valid, positive, negative_g).sum(),
                           (positive & (1 - prob >= hard_g)).sum()])
     return counts.double()
 
 
-def gradient_sums(grad: Tensor, valid: Tensor, positive: Tensor) -> Tensor:
-    """``grad_total``, ``grad_pos`` and ``nonfinite`` of one gradient (float64, shape (3,))."""
+def gradient_sums(grad: Tensor, valid: Tensor, positive: Tensor, overlapping: Tensor) -> Tensor:
+    """``grad_total``, ``grad_pos``, ``grad_neg_overlap`` and ``nonfinite`` of one gradient
+    (float64, shape (4,)); ``overlapping``: :func:`overlapping_negatives`."""
     magnitude = grad.detach().double().abs()
     finite = torch.isfinite(magnitude)
     magnitude = torch.where(finite, magnitude, torch.zeros_like(magnitude))
     return torch.stack([(magnitude * valid).sum(), (magnitude * positive).sum(),
-                        (valid & ~finite).sum().double()])
+                        (magnitude * overlapping).sum(), (valid & ~finite).sum().double()])
 
 
 def summarize_shares(totals) -> Optional[dict]:
@@ -92,6 +100,7 @@ def summarize_shares(totals) -> Optional[dict]:
     backward); else ``pos_share`` (the positives' share of the absolute
     gradient), ``pos_frac`` (their share of the valid elements),
     ``neg_overlap`` (share of the negatives with ``g >= negative_g``),
+    ``neg_overlap_share`` (those negatives' share of the absolute gradient),
     ``pos_hard`` (share of the positives with ``g >= hard_g``, ``None``
     without positives) and ``nonfinite`` (count).
     """
@@ -103,5 +112,6 @@ def summarize_shares(totals) -> Optional[dict]:
         pos_share=values['grad_pos'] / values['grad_total'],
         pos_frac=values['pos'] / values['valid'],
         neg_overlap=values['neg_overlap'] / negatives if negatives > 0 else 0.0,
+        neg_overlap_share=values['grad_neg_overlap'] / values['grad_total'],
         pos_hard=values['pos_hard'] / values['pos'] if values['pos'] > 0 else None,
         nonfinite=values['nonfinite'])

@@ -103,7 +103,7 @@ def split_summary(record: dict) -> Dict[str, float]:
 
 
 #: ``ClsGradientShareHook``'s statistics in a record's ``cls_grad_stats`` (per epoch).
-CLS_GRAD_KEYS = ('pos_share', 'pos_frac', 'neg_overlap', 'pos_hard')
+CLS_GRAD_KEYS = ('pos_share', 'pos_frac', 'neg_overlap', 'neg_overlap_share', 'pos_hard')
 #: Where in training :func:`cls_grad_summary` reads the positives' share: the
 #: first epoch, the epochs ending a quarter and half of training, the last tenth.
 CLS_GRAD_POINTS = (('first', None), ('quarter', 0.25), ('half', 0.5))
@@ -155,8 +155,9 @@ def render_cls_gradient_table(study: Dict, results: str = 'docs/results') -> str
         return '_No run has recorded its classification-gradient split yet._'
     lines = ['| variant | runs | gradient share on positives: first epoch | a quarter in | '
              'half-way | last tenth | positives (share of elements) | negatives with '
-             f'g ≥ {NEGATIVE_OVERLAP_G} | positives with g ≥ {HARD_G} | mAP |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+             f'g ≥ {NEGATIVE_OVERLAP_G}: share of negatives | their share of the gradient '
+             f'| positives with g ≥ {HARD_G} | mAP |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
 
     def pct(value, digits=0):
         return '–' if value is None else f'{100 * value:.{digits}f} %'
@@ -166,7 +167,8 @@ def render_cls_gradient_table(study: Dict, results: str = 'docs/results') -> str
             f'| [`{name}`]({runs_link(results, name)}) | {c["n"]} | {pct(c["pos_share_first"])} '
             f'| {pct(c["pos_share_quarter"])} | {pct(c["pos_share_half"])} '
             f'| {pct(c["pos_share_late"])} | {pct(c["pos_frac_late"], 2)} '
-            f'| {pct(c["neg_overlap_late"], 1)} | {pct(c["pos_hard_late"])} '
+            f'| {pct(c["neg_overlap_late"], 1)} | {pct(c["neg_overlap_share_late"])} '
+            f'| {pct(c["pos_hard_late"])} '
             f'| {v["mean"]:.3f} |')
     return '\n'.join(lines)
 

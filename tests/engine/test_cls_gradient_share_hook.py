@@ -66,7 +66,7 @@ def calls_of_step(step, n=60, classes=3):
 
 def expected_shares(calls, by_hand, negative_g=0.3, hard_g=0.5):
     """The window's shares from each call's gradient, computed by ``by_hand`` and autograd."""
-    grad_total = grad_pos = valid_n = pos_n = neg_hi = pos_hard = 0.0
+    grad_total = grad_pos = grad_neg_hi = valid_n = pos_n = neg_hi = pos_hard = 0.0
     for pred, labels, weights in calls:
         x = pred.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(by_hand(x, labels, weights), x)
@@ -77,12 +77,14 @@ def expected_shares(calls, by_hand, negative_g=0.3, hard_g=0.5):
         p = pred.sigmoid()
         grad_total += grad.abs()[valid].sum().item()
         grad_pos += grad.abs()[positive].sum().item()
+        grad_neg_hi += grad.abs()[negative & (p >= negative_g)].sum().item()
         valid_n += valid.sum().item()
         pos_n += positive.sum().item()
         neg_hi += (negative & (p >= negative_g)).sum().item()
         pos_hard += (positive & (1 - p >= hard_g)).sum().item()
     return dict(pos_share=grad_pos / grad_total, pos_frac=pos_n / valid_n,
-                neg_overlap=neg_hi / (valid_n - pos_n), pos_hard=pos_hard / pos_n)
+                neg_overlap=neg_hi / (valid_n - pos_n), pos_hard=pos_hard / pos_n,
+                neg_overlap_share=grad_neg_hi / grad_total)
 
 
 def drive(hook, runner, model, steps_per_epoch, epochs=1, start=0):
@@ -118,7 +120,7 @@ def test_focal_loss_shares_pooled_over_each_window():
     assert hook.interval == 2
     inputs = drive(hook, runner, model, steps_per_epoch=5, epochs=2)
     windows = [(1, 2), (3, 4), (5,), (6, 7), (8, 9), (10,)]
-    for key in ('pos_share', 'pos_frac', 'neg_overlap', 'pos_hard'):
+    for key in ('pos_share', 'pos_frac', 'neg_overlap', 'neg_overlap_share', 'pos_hard'):
         got = logged(runner, key)
         assert len(got) == len(windows), key
         for value, steps in zip(got, windows):
@@ -178,12 +180,15 @@ def test_ignored_rows_are_left_out_and_an_all_ignored_window_logs_nothing():
 
 
 def test_nonfinite_gradients_are_counted_and_left_out():
-    from mmdet_ghm.analysis.gradient_share import FIELDS, element_masks, gradient_sums
+    from mmdet_ghm.analysis.gradient_share import (FIELDS, element_masks, gradient_sums,
+                                                   overlapping_negatives)
     valid, positive = element_masks(torch.tensor([0, 1]), None, 2)
+    overlapping = overlapping_negatives(torch.tensor([[0.0, 0.0], [5.0, 0.0]]), valid, positive)
+    assert overlapping.tolist() == [[False, True], [True, False]]
     sums = gradient_sums(torch.tensor([[1.0, float('inf')], [float('nan'), 2.0]]), valid,
-                         positive)
-    assert dict(zip(FIELDS[:3], sums.tolist())) == dict(grad_total=3.0, grad_pos=3.0,
-                                                        nonfinite=2.0)
+                         positive, overlapping)
+    assert dict(zip(FIELDS[:4], sums.tolist())) == dict(grad_total=3.0, grad_pos=3.0,
+                                                        grad_neg_overlap=0.0, nonfinite=2.0)
 
 
 def test_element_masks_take_row_and_element_weights():

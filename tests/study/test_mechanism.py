@@ -100,6 +100,9 @@ def run_with_shares(seed, shares, epochs=20, **late):
     """A record whose ``cls_grad_stats`` give ``pos_share = shares[epoch - 1]``."""
     stats = [dict(epoch=e, pos_share=shares[e - 1], pos_frac=0.01, neg_overlap=0.1,
                   pos_hard=late.get('pos_hard', 0.5)) for e in range(1, epochs + 1)]
+    if 'neg_overlap_share' in late:  # recorded since the hook logs it
+        for s in stats:
+            s['neg_overlap_share'] = late['neg_overlap_share']
     return dict(variant='lite0-ablation-crowns-ghm-x', seed=seed, epochs=epochs,
                 bbox_mAP=0.05, final={'AP50': 0.2}, val_curve=[], cls_grad_stats=stats)
 
@@ -116,7 +119,8 @@ def test_cls_grad_summary_reads_first_quarter_half_and_last_tenth():
 
 
 def test_cls_grad_averages_over_runs_and_the_table_links_them():
-    runs = [run_with_shares(0, [0.2] * 20), run_with_shares(1, [0.4] * 20, pos_hard=0.7),
+    runs = [run_with_shares(0, [0.2] * 20),
+            run_with_shares(1, [0.4] * 20, pos_hard=0.7, neg_overlap_share=0.25),
             dict(run_with_shares(2, [0.9] * 20), cls_grad_stats=[])]  # an older record
     mean = mean_cls_grad(runs)
     assert mean['n'] == 2 and mean['pos_share_late'] == pytest.approx(0.3)
@@ -126,6 +130,6 @@ def test_cls_grad_averages_over_runs_and_the_table_links_them():
                        for r in runs])
     table = render_cls_gradient_table(study, 'results')
     assert ('| [`lite0-ablation-crowns-ghm-x`](results/runs/lite0-ablation-crowns-ghm-x/) | 2 '
-            '| 30 % | 30 % | 30 % | 30 % | 1.00 % | 10.0 % | 60 % | 0.050 |') in table
+            '| 30 % | 30 % | 30 % | 30 % | 1.00 % | 10.0 % | 25 % | 60 % | 0.050 |') in table
     study['variants']['lite0-ablation-crowns-ghm-x']['cls_grad'] = None
     assert 'No run has recorded' in render_cls_gradient_table(study)

@@ -8,14 +8,15 @@ from mmengine.registry import HOOKS
 
 from mmdet_ghm.analysis.gradient_share import (BACKWARD_FIELDS, FIELDS, FORWARD_FIELDS, HARD_G,
                                                NEGATIVE_G, check_cls_inputs, element_masks,
-                                               forward_counts, gradient_sums, summarize_shares)
+                                               forward_counts, gradient_sums,
+                                               overlapping_negatives, summarize_shares)
 
 from .logging_window import check_interval, is_window_end, logger_interval
 
 #: The message hub's keys: ``train/cls_grad/<key>`` (no ``loss`` in them, so
 #: MMEngine's log processor does not average them again).
 LOG_PREFIX = 'train/cls_grad/'
-LOGGED_KEYS = ('pos_share', 'pos_frac', 'neg_overlap', 'pos_hard')
+LOGGED_KEYS = ('pos_share', 'pos_frac', 'neg_overlap', 'neg_overlap_share', 'pos_hard')
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -54,6 +55,8 @@ class ClsGradientShareHook(Hook):
     * ``train/cls_grad/pos_frac``: their share of the valid elements;
     * ``train/cls_grad/neg_overlap``: the share of the negatives whose
       ``g = p`` is ``negative_g`` or more (background scored like objects);
+    * ``train/cls_grad/neg_overlap_share``: those negatives' share of the
+      summed absolute gradient (what the loss spends on pushing them down);
     * ``train/cls_grad/pos_hard``: the share of the positives with
       ``g = 1 - p >= hard_g`` (not logged for a window without positives).
 
@@ -148,11 +151,12 @@ class ClsGradientShareHook(Hook):
         valid, positive = element_masks(labels, weights, pred.shape[1])
         self.totals[FORWARD_FIELDS] += forward_counts(pred, valid, positive, self.negative_g,
                                                       self.hard_g)
-        totals = self.totals
+        totals, scores, negative_g = self.totals, pred.detach(), self.negative_g
 
-        def on_grad(grad):
+        def on_grad(grad):  # the masks are recomputed rather than kept until the backward
             valid, positive = element_masks(labels, weights, grad.shape[1])
-            totals[BACKWARD_FIELDS] += gradient_sums(grad, valid, positive)
+            overlapping = overlapping_negatives(scores, valid, positive, negative_g)
+            totals[BACKWARD_FIELDS] += gradient_sums(grad, valid, positive, overlapping)
 
         pred.register_hook(on_grad)
 
