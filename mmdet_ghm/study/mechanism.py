@@ -156,7 +156,7 @@ def render_cls_gradient_table(study: Dict, results: str = 'docs/results') -> str
     lines = ['| variant | runs | gradient share on positives: first epoch | a quarter in | '
              'half-way | last tenth | positives (share of elements) | negatives with '
              f'g ≥ {NEGATIVE_OVERLAP_G}: share of negatives | their share of the gradient '
-             f'| positives with g ≥ {HARD_G} | mAP |',
+             f'| positives with g ≥ {HARD_G} | mAP (every seed) |',
              '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
 
     def pct(value, digits=0):
