@@ -50,8 +50,12 @@ class ClsGradientShareHook(Hook):
     iteration of the epoch, the epoch's last partial window included):
 
     * ``train/cls_grad/pos_share``: the positive (anchor, class) elements'
-      share of the summed absolute gradient: how much of the classification
-      signal the loss spends on the objects;
+      share of the summed absolute gradient. With a trained classifier bias
+      it settles near one half for any loss (one class; per class with
+      more): the bias's gradient is the sum of the signed gradients on its
+      logits, zero where the bias has settled, and positives and negatives
+      are pushed in opposite directions. It tells losses apart early in
+      training; later, how each half is spread does (the keys below);
     * ``train/cls_grad/pos_frac``: their share of the valid elements;
     * ``train/cls_grad/neg_overlap``: the share of the negatives whose
       ``g = p`` is ``negative_g`` or more (background scored like objects);
