@@ -116,3 +116,29 @@ def test_a_run_resumed_across_the_change_is_mixed(tmp_path):
     fresh = make_recorder(str(tmp_path / 'progress.json'), 'ghm', lambda line: None)
     fresh.after_load_checkpoint(runner, {RECORDER_KEY: empty, 'meta': dict(epoch=1)})
     assert fresh.ghm_stats_sampling is None
+
+
+def test_the_gradient_share_hook_is_added_to_sigmoid_classification_losses_only():
+    from mmdet.models.losses import CrossEntropyLoss, FocalLoss
+
+    from mmdet_ghm.engine.hooks import ClsGradientShareHook
+    from mmdet_ghm.study.child import add_cls_gradient_share_hook
+
+    def runner_with(loss):
+        model = torch.nn.Module()
+        model.bbox_head = torch.nn.Module()
+        model.bbox_head.loss_cls = loss
+        runner = types.SimpleNamespace(model=model, hooks=[])
+        runner.register_hook = runner.hooks.append
+        return runner
+
+    runner = runner_with(FocalLoss())
+    assert add_cls_gradient_share_hook(runner)
+    assert [type(h) for h in runner.hooks] == [ClsGradientShareHook]
+    assert runner.hooks[0].loss == 'bbox_head.loss_cls'
+    assert not add_cls_gradient_share_hook(runner)  # a config's own hook is kept, not doubled
+    assert len(runner.hooks) == 1
+    softmax = runner_with(CrossEntropyLoss(use_sigmoid=False))  # SSD's head
+    assert not add_cls_gradient_share_hook(softmax) and softmax.hooks == []
+    no_head = types.SimpleNamespace(model=torch.nn.Linear(2, 2), hooks=[])
+    assert not add_cls_gradient_share_hook(no_head)
