@@ -70,7 +70,11 @@ def element_masks(labels: Tensor, weights: Optional[Tensor],
 def overlapping_negatives(pred: Tensor, valid: Tensor, positive: Tensor,
                           negative_g: float = NEGATIVE_G) -> Tensor:
     """Bool mask ``(N, C)`` of the valid negatives scored ``p = g >= negative_g``."""
-    return valid & ~positive & (torch.sigmoid(pred.detach().float()) >= negative_g)
+    return _overlapping(torch.sigmoid(pred.detach().float()), valid, positive, negative_g)
+
+
+def _overlapping(prob: Tensor, valid: Tensor, positive: Tensor, negative_g: float) -> Tensor:
+    return valid & ~positive & (prob >= negative_g)
 
 
 def forward_counts(pred: Tensor, valid: Tensor, positive: Tensor,
@@ -78,7 +82,7 @@ def forward_counts(pred: Tensor, valid: Tensor, positive: Tensor,
     """``valid``, ``pos``, ``neg_overlap`` and ``pos_hard`` counts (float64, shape (4,))."""
     prob = torch.sigmoid(pred.detach().float())
     counts = torch.stack([valid.sum(), positive.sum(),
-                          overlapping_negatives(pred, valid, positive, negative_g).sum(),
+                          _overlapping(prob, valid, positive, negative_g).sum(),
                           (positive & (1 - prob >= hard_g)).sum()])
     return counts.double()
 
