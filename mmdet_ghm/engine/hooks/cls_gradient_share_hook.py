@@ -3,7 +3,6 @@ from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from mmdet_ghm.analysis.gradient_share import (BACKWARD_FIELDS, FIELDS, FORWARD_FIELDS, HARD_G,
@@ -12,6 +11,7 @@ from mmdet_ghm.analysis.gradient_share import (BACKWARD_FIELDS, FIELDS, FORWARD_
                                                overlapping_negatives, summarize_shares)
 
 from .logging_window import check_interval, is_window_end, logger_interval
+from .model_access import unwrap_model
 
 #: The message hub's keys: ``train/cls_grad/<key>`` (no ``loss`` in them, so
 #: MMEngine's log processor does not average them again).
@@ -19,23 +19,32 @@ LOG_PREFIX = 'train/cls_grad/'
 LOGGED_KEYS = ('pos_share', 'pos_frac', 'neg_overlap', 'neg_overlap_share', 'pos_hard')
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    if is_model_wrapper(model) or isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        return model.module
-    return model
-
-
-def sigmoid_cls_loss(model: torch.nn.Module, path: str) -> Optional[torch.nn.Module]:
-    """The module at ``path`` of ``model`` (unwrapped) if it is a sigmoid loss, else ``None``.
+def find_sigmoid_cls_loss(model: torch.nn.Module, path: str) -> torch.nn.Module:
+    """The sigmoid loss module at ``path`` of ``model`` (unwrapped).
 
     A loss without ``use_sigmoid`` (e.g. mmdet's ``FocalLoss``, sigmoid only)
     counts as sigmoid.
+
+    Raises:
+        ValueError: the model has no module at ``path``, or it is a softmax loss.
     """
     try:
-        module = _unwrap(model).get_submodule(path)
-    except AttributeError:
+        module = unwrap_model(model).get_submodule(path)
+    except AttributeError as error:
+        raise ValueError(f'ClsGradientShareHook: the model has no module {path!r}') from error
+    if getattr(module, 'use_sigmoid', True) is not True:
+        raise ValueError(f'ClsGradientShareHook: {path} ({type(module).__name__}) is '
+                         'a softmax loss; the hook reads sigmoid (N, C) logits only')
+    return module
+
+
+def sigmoid_cls_loss(model: torch.nn.Module, path: str) -> Optional[torch.nn.Module]:
+    """As :func:`find_sigmoid_cls_loss`, ``None`` where it raises (no such module,
+    or a softmax loss)."""
+    try:
+        return find_sigmoid_cls_loss(model, path)
+    except ValueError:
         return None
-    return module if getattr(module, 'use_sigmoid', True) is True else None
 
 
 @HOOKS.register_module()
@@ -103,15 +112,7 @@ class ClsGradientShareHook(Hook):
     def before_train(self, runner) -> None:
         """Find the loss and hook into its calls."""
         self.interval, _ = logger_interval(runner, self.interval)
-        model = _unwrap(runner.model)
-        try:
-            module = model.get_submodule(self.loss)
-        except AttributeError as error:
-            raise ValueError(f'ClsGradientShareHook: the model has no module {self.loss!r}') \
-                from error
-        if getattr(module, 'use_sigmoid', True) is not True:
-            raise ValueError(f'ClsGradientShareHook: {self.loss} ({type(module).__name__}) is '
-                             'a softmax loss; the hook reads sigmoid (N, C) logits only')
+        module = find_sigmoid_cls_loss(runner.model, self.loss)
         self._handle = module.register_forward_pre_hook(self._on_loss_call, with_kwargs=True)
         runner.logger.info(f'ClsGradientShareHook: logging {self.loss} ('
                            f'{type(module).__name__}) as cls_grad every {self.interval} '

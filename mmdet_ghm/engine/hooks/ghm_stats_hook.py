@@ -5,13 +5,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from mmdet_ghm.losses.ghm_c import GHMCLoss
 from mmdet_ghm.losses.harmonized_loss import HarmonizedLoss
 
 from .logging_window import check_interval, is_window_end, logger_interval
+from .model_access import unwrap_model
 
 #: Summary statistics written to the text log (per GHM loss module).
 SUMMARY_KEYS = ('regions', 'easy_frac', 'w_easy', 'w_hard')
@@ -47,9 +47,7 @@ def shows_low_ap_signature(hard_share: float, easy_fraction: Optional[float],
 
 def find_harmonized_losses(model: torch.nn.Module) -> List[Tuple[str, HarmonizedLoss]]:
     """``(module path, module)`` of every GHM loss in ``model`` (unwrapped)."""
-    if is_model_wrapper(model) or isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
-    return [(name, module) for name, module in model.named_modules()
+    return [(name, module) for name, module in unwrap_model(model).named_modules()
             if isinstance(module, HarmonizedLoss)]
 
 
