@@ -261,7 +261,8 @@ BLOCK = block_pattern('study', r'[\w-]+')
 
 def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
                         analysis: Optional[Dict[str, dict]] = None,
-                        coverage: Optional[Dict[str, dict]] = None) -> str:
+                        coverage: Optional[Dict[str, dict]] = None,
+                        errors: Optional[Dict[str, dict]] = None) -> str:
     """``text`` (a Markdown page) with every ``<!-- study:GROUP:begin/end -->`` block regenerated.
 
     ``GROUP`` is a variant group (:data:`GROUPS`), ``ghm-stats``
@@ -280,6 +281,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
     training (:func:`~mmdet_ghm.study.mechanism.render_cls_gradient_table`).
     ``gradient-split`` renders the gradient-split records ``analysis``
     (:func:`~mmdet_ghm.study.mechanism.load_gradient_splits`; their train split).
+    ``detection-errors`` / ``detection-errors-val`` the AP and recall by IoU of the
+    GHM-side models against FL's, from the records ``errors``
+    (:func:`~mmdet_ghm.study.detection_errors.load_detection_errors`; train / val split).
     ``results`` is the path from the page to ``docs/results``: ``docs/results``
     for the README, ``results`` for ``docs/study.md``.
     """
@@ -317,6 +321,13 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
                                  'load_gradient_splits(<docs/results>)')
             from .mechanism import render_gradient_split_table
             return render_gradient_split_table(analysis, results)
+        if group in ('detection-errors', 'detection-errors-val'):
+            if errors is None:
+                raise ValueError(f'the {group} block needs the records: pass '
+                                 'errors=load_detection_errors(<docs/results>)')
+            from .detection_errors import render_detection_errors_table
+            return render_detection_errors_table(
+                errors, results, 'val' if group.endswith('-val') else 'train')
         if group == 'ablation-coverage':
             if coverage is None:
                 raise ValueError('the ablation-coverage block needs the records: pass '

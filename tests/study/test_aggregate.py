@@ -10,6 +10,7 @@ from mmdet_ghm.study.aggregate import (GRID_PREFIXES, aggregate, mean_std,
                                        render_grid_table, render_table, text_table,
                                        update_study_blocks)
 from mmdet_ghm.study.coverage import load_coverage_records
+from mmdet_ghm.study.detection_errors import load_detection_errors
 from mmdet_ghm.study.mechanism import load_gradient_splits
 from mmdet_ghm.study.records import load_records, record_path, write_json_atomic
 
@@ -118,7 +119,8 @@ def test_committed_study_matches_its_records_and_the_pages():
         results = osp.relpath(osp.join(REPO, 'docs', 'results'), osp.dirname(osp.join(REPO, page)))
         analysis = load_gradient_splits(osp.join(REPO, 'docs', 'results'))
         coverage = load_coverage_records(osp.join(REPO, 'docs', 'results'))
-        assert update_study_blocks(text, study, results, analysis, coverage) == text, \
+        errors = load_detection_errors(osp.join(REPO, 'docs', 'results'))
+        assert update_study_blocks(text, study, results, analysis, coverage, errors) == text, \
             f'{page} study tables are stale: run python3 tools/study.py --aggregate'
     for name, variant in study['variants'].items():
         assert variant['n'] == len(variant['runs'])

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""AP and recall by IoU threshold of trained study runs, as committed records (issue 35).
+
+For each study run (variant x seed) whose record exists, finds the run's final
+checkpoint in the study's work directory, rebuilds the model and data as the run
+trained them (its ``spec.json``), predicts every image of the split (train images
+through the val pipeline) and evaluates the predictions with COCO's matching at
+several IoU thresholds (:func:`mmdet_ghm.analysis.detection_errors.ap_and_recall`).
+Writes ``docs/results/analysis/detection_errors/<variant>-seed<k>-<split>.json``;
+the study's ``detection-errors`` block (docs/study.md) is generated from them.
+
+Usage::
+
+    python3 tools/analysis_tools/detection_errors_records.py \\
+        --variants lite0-ablation-crowns-fl-p3-p7 lite0-ablation-crowns-ghm-p3-p7 --seeds 1 \\
+        [--work-dir work_dirs/study] [--splits train val] [--overwrite]
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+from types import SimpleNamespace
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from mmdet_ghm.analysis.detection_errors import IOU_THRESHOLDS  # noqa: E402
+from mmdet_ghm.study.detection_errors import DETECTION_ERRORS_DIR  # noqa: E402
+
+RESULTS = 'docs/results'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--variants', nargs='+', required=True, help='study variants')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0], help='seeds (default: 0)')
+    parser.add_argument('--work-dir', default='work_dirs/study',
+                        help='the study\'s work directory, where the runs\' checkpoints are '
+                        '(default: work_dirs/study)')
+    parser.add_argument('--splits', nargs='+', default=['train', 'val'],
+                        choices=['train', 'val'], help='data splits (default: train val)')
+    parser.add_argument('--iou-thrs', nargs='+', type=float, default=list(IOU_THRESHOLDS),
+                        help='IoU thresholds, increasing (default: %(default)s)')
+    parser.add_argument('--max-dets', type=int, default=1000,
+                        help='detections per image evaluated (default: 1000, as CocoMetric\'s '
+                        'bbox_mAP)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing records')
+    return parser.parse_args(argv)
+
+
+def predict_split(spec: dict, checkpoint: str, split: str):
+    """``(ground truth COCO, COCO result dicts, image ids)`` of one run's checkpoint on ``split``."""
+    import torch
+    import analyze_gradient_density as agd
+    from mmdet.datasets.api_wrappers import COCO
+    from mmdet_ghm.analysis.detection_errors import to_coco_results
+    args = SimpleNamespace(config=osp.join(REPO, spec['config_rel']), checkpoint=checkpoint,
+                           cfg_options=copy.deepcopy(spec['overrides']), split=split,
+                           batch_size=1, device='cpu')  # as the val loader: no padding between images
+    model, loader = agd.build(args)
+    dataset = loader.dataset
+    detections, img_ids = [], []
+    with torch.no_grad():
+        for data in loader:
+            for sample in model.test_step(data):
+                pred = sample.pred_instances
+                img_ids.append(int(sample.metainfo['img_id']))
+                detections += to_coco_results(img_ids[-1], pred.bboxes.numpy(),
+                                              pred.scores.numpy(), pred.labels.numpy(),
+                                              dataset.cat_ids)
+    return COCO(dataset.ann_file), detections, img_ids
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import json
+
+    from mmdet_ghm.analysis.detection_errors import ap_and_recall, check_iou_thresholds
+    from mmdet_ghm.study.detection_errors import errors_record
+    from mmdet_ghm.study.mechanism import final_checkpoint
+    from mmdet_ghm.study.records import code_state, environment, write_json_atomic
+    iou_thrs = check_iou_thresholds(args.iou_thrs)
+    if args.max_dets < 1:
+        raise SystemExit(f'--max-dets must be positive, got {args.max_dets}')
+    work_dir = osp.abspath(args.work_dir)
+    code, env = code_state(REPO), environment(REPO)
+    for variant in args.variants:
+        for seed in args.seeds:
+            record = osp.join(RESULTS, 'runs', variant, f'seed{seed}.json')
+            if not osp.isfile(osp.join(REPO, record)):
+                raise SystemExit(f'{variant} seed {seed}: no record {record}; train it first '
+                                 '(tools/study.py)')
+            with open(osp.join(REPO, record)) as f:
+                epochs = json.load(f)['epochs']
+            spec, checkpoint = final_checkpoint(work_dir, variant, seed, epochs)
+            for split in args.splits:
+                out = osp.join(REPO, RESULTS, DETECTION_ERRORS_DIR,
+                               f'{variant}-seed{seed}-{split}.json')
+                if osp.exists(out) and not args.overwrite:
+                    print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
+                    continue
+                gt, detections, img_ids = predict_split(spec, checkpoint, split)
+                result = ap_and_recall(gt, detections, iou_thrs, args.max_dets, img_ids)
+                write_json_atomic(out, errors_record(result, spec, record, epochs, split,
+                                                     len(img_ids), code, env))
+                print(f'wrote {osp.relpath(out, REPO)}: AP {result["ap"]}, '
+                      f'recall {result["recall"]} at IoU {iou_thrs}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
