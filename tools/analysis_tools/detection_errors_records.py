@@ -19,7 +19,6 @@ import argparse
 import copy
 import os.path as osp
 import sys
-from types import SimpleNamespace
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
@@ -50,26 +49,11 @@ def parse_args(argv=None):
 
 
 def predict_split(spec: dict, checkpoint: str, split: str):
-    """``(ground truth COCO, COCO result dicts, image ids)`` of one run's checkpoint on ``split``."""
-    import torch
-    import analyze_gradient_density as agd
-    from mmdet.datasets.api_wrappers import COCO
-    from mmdet_ghm.analysis.detection_errors import to_coco_results
-    args = SimpleNamespace(config=osp.join(REPO, spec['config_rel']), checkpoint=checkpoint,
-                           cfg_options=copy.deepcopy(spec['overrides']), split=split,
-                           batch_size=1, device='cpu')  # as the val loader: no padding between images
-    model, loader = agd.build(args)
-    dataset = loader.dataset
-    detections, img_ids = [], []
-    with torch.no_grad():
-        for data in loader:
-            for sample in model.test_step(data):
-                pred = sample.pred_instances
-                img_ids.append(int(sample.metainfo['img_id']))
-                detections += to_coco_results(img_ids[-1], pred.bboxes.numpy(),
-                                              pred.scores.numpy(), pred.labels.numpy(),
-                                              dataset.cat_ids)
-    return COCO(dataset.ann_file), detections, img_ids
+    """``(ground truth COCO, COCO result dicts, image ids)`` of one run's checkpoint on
+    ``split``, the model and data built as the run trained them."""
+    from detection_errors import predict
+    return predict(osp.join(REPO, spec['config_rel']), checkpoint,
+                   copy.deepcopy(spec['overrides']), split, device='cpu')
 
 
 def main(argv=None) -> int:
