@@ -8,13 +8,11 @@ that changes the anchors, the assigner, the neck or the train pipeline. The
 ``ablation-coverage`` block sets each set-up's positives per crown beside the change
 of GHM's share of FL's mAP it brought (:func:`~mmdet_ghm.study.ablation.ablation_rows`).
 """
-import glob
-import json
-import os.path as osp
 import posixpath
 from typing import Dict, List, Optional
 
 from .ablation import LOSSES, ablation_rows, cell_name
+from .analysis_records import load_analysis_records, provenance
 from .summaries import maps_by_seed
 from .variants import ABLATION_FACTORS, CORRECTED_SETUP
 
@@ -39,23 +37,15 @@ def coverage_setups() -> List[str]:
 
 def load_coverage_records(results_dir: str) -> Dict[str, dict]:
     """``{set-up: record}`` of every anchor-coverage record."""
-    records = {}
-    for path in sorted(glob.glob(osp.join(results_dir, COVERAGE_DIR, '*.json'))):
-        with open(path) as f:
-            records[osp.splitext(osp.basename(path))[0]] = json.load(f)
-    return records
+    return load_analysis_records(results_dir, COVERAGE_DIR)
 
 
 def coverage_record(report: dict, setup: str, variant: str, config: str, overrides: Dict,
                     code: dict, env: dict) -> dict:
     """The committed record of one set-up's coverage (``report``: ``anchor_coverage``'s)."""
-    machine = env['machine']
     return dict(
         setup=setup, variant=variant, config=config, cfg_options=overrides, report=report,
-        provenance=dict(code_commit=code['commit'], code_dirty=code['dirty'],
-                        date=env['date'][:10],
-                        machine=f'{machine["cpu"]}, {machine["cores"]} cores, CPU',
-                        tool='tools/analysis_tools/anchor_coverage_records.py'))
+        provenance=provenance(code, env, 'tools/analysis_tools/anchor_coverage_records.py'))
 
 
 def coverage_summary(record: dict) -> Dict[str, Optional[float]]:

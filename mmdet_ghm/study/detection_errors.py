@@ -9,14 +9,12 @@ each GHM model beside the FL model of the same set-up and seed: if GHM's AP fall
 behind FL's at the loose IoU threshold as much as at 0.5, GHM's models fail at
 finding and ranking the crowns; if it keeps up at the loose one, at placing boxes.
 """
-import glob
-import json
-import os.path as osp
 import posixpath
 import re
 from typing import Dict, List, Optional, Tuple
 
 from .ablation import cell_name
+from .analysis_records import load_analysis_records, provenance
 from .variants import GHM_ABLATION_FACTORS
 
 #: Where the records are, relative to ``docs/results``.
@@ -32,11 +30,7 @@ _GHM_SIDE = re.compile(r'^(.*crowns-(?:sgd-)?)(ghm-cap|ghmc-l1|fl-ghmr|ghm)(?:-(
 
 def load_detection_errors(results_dir: str) -> Dict[str, dict]:
     """``{record name (file stem): record}`` of every detection-errors record."""
-    records = {}
-    for path in sorted(glob.glob(osp.join(results_dir, DETECTION_ERRORS_DIR, '*.json'))):
-        with open(path) as f:
-            records[osp.splitext(osp.basename(path))[0]] = json.load(f)
-    return records
+    return load_analysis_records(results_dir, DETECTION_ERRORS_DIR)
 
 
 def fl_partner(variant: str) -> Optional[str]:
@@ -57,7 +51,6 @@ def fl_partner(variant: str) -> Optional[str]:
 def errors_record(result: dict, spec: dict, record: str, epochs: int, split: str,
                   num_images: int, code: dict, env: dict) -> dict:
     """The committed record of one run's AP and recall by IoU (``result``: ``ap_and_recall``'s)."""
-    machine = env['machine']
     return dict(
         cfg_options=spec['record_overrides'],
         checkpoint=dict(epoch=epochs, note='the final checkpoint of that run (checkpoints '
@@ -69,10 +62,7 @@ def errors_record(result: dict, spec: dict, record: str, epochs: int, split: str
         top_boxes=result['top_boxes'], background_iou=result['background_iou'],
         num_objects=result['num_objects'], num_detections=result['num_detections'],
         num_background=result['num_background'],
-        provenance=dict(code_commit=code['commit'], code_dirty=code['dirty'],
-                        date=env['date'][:10],
-                        machine=f'{machine["cpu"]}, {machine["cores"]} cores, CPU',
-                        tool='tools/analysis_tools/detection_errors_records.py'))
+        provenance=provenance(code, env, 'tools/analysis_tools/detection_errors_records.py'))
 
 
 def _key(record: dict) -> Tuple[str, int, str]:

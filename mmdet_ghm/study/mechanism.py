@@ -7,14 +7,10 @@ many anchor-class elements are positives, how the model's predictions spread
 them over the gradient norm ``g = |p - y|``, and the share of the classification
 gradient each loss (CE, FL, GHM-C) would put on the positives.
 """
-import glob
-import json
-import os
-import os.path as osp
 import posixpath
-import re
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
+from .analysis_records import load_analysis_records, provenance
 from .summaries import runs_link
 
 #: Where the records are, relative to ``docs/results``.
@@ -28,45 +24,12 @@ LOSSES = (('ce', 'CE'), ('fl', 'FL'), ('ghmc', 'GHM-C'))
 
 def load_gradient_splits(results_dir: str) -> Dict[str, dict]:
     """``{record name (file stem): record}`` of every gradient-split record."""
-    paths = sorted(glob.glob(osp.join(results_dir, GRADIENT_SPLIT_DIR, '*.json')))
-    records = {}
-    for path in paths:
-        with open(path) as f:
-            records[osp.splitext(osp.basename(path))[0]] = json.load(f)
-    return records
-
-
-def final_checkpoint(work_dir: str, variant: str, seed: int, epochs: int) -> Tuple[dict, str]:
-    """``(spec, checkpoint)`` of a study run's final epoch in the study's ``work_dir``.
-
-    The newest attempt in ``<work_dir>/<variant>/seed<seed>/`` whose MMEngine
-    ``last_checkpoint`` is ``epoch_<epochs>.pth`` (the run finished there);
-    ``spec`` is that attempt's ``spec.json`` (config and overrides as trained).
-    """
-    parent = osp.join(work_dir, variant, f'seed{seed}')
-    attempts = sorted(os.listdir(parent), reverse=True) if osp.isdir(parent) else []
-    for name in attempts:
-        attempt = osp.join(parent, name)
-        try:
-            with open(osp.join(attempt, 'spec.json')) as f:
-                spec = json.load(f)
-            with open(osp.join(attempt, 'last_checkpoint')) as f:
-                checkpoint = osp.join(attempt, osp.basename(f.read().strip()))
-        except (OSError, ValueError):
-            continue
-        match = re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(checkpoint))
-        if (spec.get('variant', {}).get('name') == variant and spec.get('seed') == seed
-                and match and int(match.group(1)) == epochs and osp.isfile(checkpoint)):
-            return spec, checkpoint
-    raise FileNotFoundError(
-        f'{variant} seed {seed}: no attempt in {parent} whose last checkpoint is '
-        f'epoch_{epochs}.pth (the checkpoints stay on the machine that trained the run)')
+    return load_analysis_records(results_dir, GRADIENT_SPLIT_DIR)
 
 
 def split_record(result: dict, spec: dict, record: str, epochs: int, split: str,
                  code: dict, env: dict) -> dict:
     """The committed record of one run's gradient split (``result``: the analysis's)."""
-    machine = env['machine']
     return dict(
         cfg_options=spec['record_overrides'],
         checkpoint=dict(epoch=epochs, note='the final checkpoint of that run (checkpoints '
@@ -75,10 +38,7 @@ def split_record(result: dict, spec: dict, record: str, epochs: int, split: str,
         classification=result['classification'], config=spec['config_rel'],
         histogram=result['histogram'], num_images=result['num_images'],
         params=result['params'],
-        provenance=dict(code_commit=code['commit'], code_dirty=code['dirty'],
-                        date=env['date'][:10],
-                        machine=f'{machine["cpu"]}, {machine["cores"]} cores, CPU',
-                        tool='tools/analysis_tools/gradient_split_records.py'),
+        provenance=provenance(code, env, 'tools/analysis_tools/gradient_split_records.py'),
         regression=result['regression'], split=split)
 
 

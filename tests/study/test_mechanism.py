@@ -5,9 +5,12 @@ import os.path as osp
 import pytest
 
 from mmdet_ghm.study.aggregate import aggregate
-from mmdet_ghm.study.mechanism import (cls_grad_summary, final_checkpoint, load_gradient_splits,
-                                       mean_cls_grad, render_cls_gradient_table,
-                                       render_gradient_split_table, split_record, split_summary)
+from mmdet_ghm.study.analysis_records import final_checkpoint
+from mmdet_ghm.study.mechanism import (cls_grad_summary, load_gradient_splits, mean_cls_grad,
+                                       render_cls_gradient_table, render_gradient_split_table,
+                                       split_record, split_summary)
+
+from .test_analysis_records import attempt
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -51,32 +54,6 @@ def test_committed_records_name_their_run():
         ck = r['checkpoint']
         assert name == f'{ck["variant"]}-seed{ck["seed"]}-{r["split"]}'
         assert osp.isfile(osp.join(REPO, ck['record']))
-
-
-def attempt(root, name, variant, seed, epoch, files=True):
-    """A study attempt directory: spec.json, last_checkpoint and (``files``) the checkpoint."""
-    path = root / variant / f'seed{seed}' / name
-    path.mkdir(parents=True)
-    spec = dict(variant=dict(name=variant), seed=seed, config_rel='configs/x.py',
-                overrides={'data_root': '/machine/data/'}, record_overrides={'data_root': 'data/'})
-    (path / 'spec.json').write_text(json.dumps(spec))
-    (path / 'last_checkpoint').write_text(str(path / f'epoch_{epoch}.pth'))
-    if files:
-        (path / f'epoch_{epoch}.pth').write_bytes(b'')
-    return path
-
-
-def test_final_checkpoint_is_the_newest_attempt_that_finished(tmp_path):
-    attempt(tmp_path, '20261207_010000', 'v', 0, 48)
-    newest = attempt(tmp_path, '20261207_020000', 'v', 0, 48)
-    attempt(tmp_path, '20261207_030000', 'v', 0, 12)  # stopped early, a later attempt
-    spec, checkpoint = final_checkpoint(str(tmp_path), 'v', 0, 48)
-    assert checkpoint == str(newest / 'epoch_48.pth') and spec['seed'] == 0
-    with pytest.raises(FileNotFoundError, match=r'v seed 1: .*epoch_48\.pth'):
-        final_checkpoint(str(tmp_path), 'v', 1, 48)
-    attempt(tmp_path, '20261207_040000', 'w', 0, 48, files=False)  # the file is gone
-    with pytest.raises(FileNotFoundError, match='w seed 0'):
-        final_checkpoint(str(tmp_path), 'w', 0, 48)
 
 
 def test_split_record_names_files_relative_to_the_repository(tmp_path):

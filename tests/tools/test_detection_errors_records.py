@@ -23,7 +23,7 @@ def test_a_run_without_a_record_is_refused_by_name(tmp_path):
 
 
 def test_a_record_without_its_checkpoint_names_the_work_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r'lite0-corrected-crowns-fl seed 0: no attempt '
+    with pytest.raises(SystemExit, match=r'lite0-corrected-crowns-fl seed 0: no attempt '
                                                 r'in .*epoch_48\.pth'):
         load_tool().main(['--variants', 'lite0-corrected-crowns-fl', '--seeds', '0',
                           '--work-dir', str(tmp_path)])

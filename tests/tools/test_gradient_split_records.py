@@ -26,7 +26,7 @@ def test_a_run_without_a_record_is_refused_by_name(tmp_path):
 def test_a_record_without_its_checkpoint_names_the_work_dir(tmp_path):
     tool = load_tool()
     # the corrected FL cell's seed 0 is committed; its checkpoint is not in an empty work dir
-    with pytest.raises(FileNotFoundError, match=r'lite0-corrected-crowns-fl seed 0: no attempt '
+    with pytest.raises(SystemExit, match=r'lite0-corrected-crowns-fl seed 0: no attempt '
                                                 r'in .*epoch_48\.pth'):
         tool.main(['--variants', 'lite0-corrected-crowns-fl', '--seeds', '0',
                    '--work-dir', str(tmp_path)])

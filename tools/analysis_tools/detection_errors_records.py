@@ -25,20 +25,14 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from mmdet_ghm.analysis.detection_errors import IOU_THRESHOLDS  # noqa: E402
+from mmdet_ghm.study.analysis_records import (RESULTS, add_run_arguments,  # noqa: E402
+                                              trained_runs)
 from mmdet_ghm.study.detection_errors import DETECTION_ERRORS_DIR  # noqa: E402
-
-RESULTS = 'docs/results'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--variants', nargs='+', required=True, help='study variants')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0], help='seeds (default: 0)')
-    parser.add_argument('--work-dir', default='work_dirs/study',
-                        help='the study\'s work directory, where the runs\' checkpoints are '
-                        '(default: work_dirs/study)')
-    parser.add_argument('--splits', nargs='+', default=['train', 'val'],
-                        choices=['train', 'val'], help='data splits (default: train val)')
+    add_run_arguments(parser)
     parser.add_argument('--iou-thrs', nargs='+', type=float, default=list(IOU_THRESHOLDS),
                         help='IoU thresholds, increasing (default: %(default)s)')
     parser.add_argument('--max-dets', type=int, default=1000,
@@ -58,38 +52,31 @@ def predict_split(spec: dict, checkpoint: str, split: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import json
-
     from mmdet_ghm.analysis.detection_errors import ap_and_recall, check_iou_thresholds
     from mmdet_ghm.study.detection_errors import errors_record
-    from mmdet_ghm.study.mechanism import final_checkpoint
     from mmdet_ghm.study.records import code_state, environment, write_json_atomic
     iou_thrs = check_iou_thresholds(args.iou_thrs)
     if args.max_dets < 1:
         raise SystemExit(f'--max-dets must be positive, got {args.max_dets}')
     work_dir = osp.abspath(args.work_dir)
     code, env = code_state(REPO), environment(REPO)
-    for variant in args.variants:
-        for seed in args.seeds:
-            record = osp.join(RESULTS, 'runs', variant, f'seed{seed}.json')
-            if not osp.isfile(osp.join(REPO, record)):
-                raise SystemExit(f'{variant} seed {seed}: no record {record}; train it first '
-                                 '(tools/study.py)')
-            with open(osp.join(REPO, record)) as f:
-                epochs = json.load(f)['epochs']
-            spec, checkpoint = final_checkpoint(work_dir, variant, seed, epochs)
-            for split in args.splits:
-                out = osp.join(REPO, RESULTS, DETECTION_ERRORS_DIR,
-                               f'{variant}-seed{seed}-{split}.json')
-                if osp.exists(out) and not args.overwrite:
-                    print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
-                    continue
-                gt, detections, img_ids = predict_split(spec, checkpoint, split)
-                result = ap_and_recall(gt, detections, iou_thrs, args.max_dets, img_ids)
-                write_json_atomic(out, errors_record(result, spec, record, epochs, split,
-                                                     len(img_ids), code, env))
-                print(f'wrote {osp.relpath(out, REPO)}: AP {result["ap"]}, '
-                      f'recall {result["recall"]} at IoU {iou_thrs}')
+    try:  # every run's record and checkpoint, before measuring any
+        runs = list(trained_runs(REPO, RESULTS, args.variants, args.seeds, work_dir))
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from error
+    for variant, seed, record, epochs, spec, checkpoint in runs:
+        for split in args.splits:
+            out = osp.join(REPO, RESULTS, DETECTION_ERRORS_DIR,
+                           f'{variant}-seed{seed}-{split}.json')
+            if osp.exists(out) and not args.overwrite:
+                print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
+                continue
+            gt, detections, img_ids = predict_split(spec, checkpoint, split)
+            result = ap_and_recall(gt, detections, iou_thrs, args.max_dets, img_ids)
+            write_json_atomic(out, errors_record(result, spec, record, epochs, split,
+                                                 len(img_ids), code, env))
+            print(f'wrote {osp.relpath(out, REPO)}: AP {result["ap"]}, '
+                  f'recall {result["recall"]} at IoU {iou_thrs}')
     return 0
 
 

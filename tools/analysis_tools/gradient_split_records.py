@@ -27,21 +27,14 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from mmdet_ghm.study.mechanism import (GRADIENT_SPLIT_DIR, final_checkpoint,  # noqa: E402
-                                       split_record)
-
-RESULTS = 'docs/results'
+from mmdet_ghm.study.analysis_records import (RESULTS, add_run_arguments,  # noqa: E402
+                                              trained_runs)
+from mmdet_ghm.study.mechanism import GRADIENT_SPLIT_DIR, split_record  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--variants', nargs='+', required=True, help='study variants')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0], help='seeds (default: 0)')
-    parser.add_argument('--work-dir', default='work_dirs/study',
-                        help='the study\'s work directory, where the runs\' checkpoints are '
-                        '(default: work_dirs/study)')
-    parser.add_argument('--splits', nargs='+', default=['train', 'val'],
-                        choices=['train', 'val'], help='data splits (default: train val)')
+    add_run_arguments(parser)
     parser.add_argument('--num-images', type=int, default=200,
                         help='images per split (default: 200; fewer if the split is smaller)')
     parser.add_argument('--cls-bins', type=int, default=30, help='GHM-C regions (default: 30)')
@@ -65,30 +58,24 @@ def analyse(spec: dict, checkpoint: str, split: str, num_images: int, cls_bins: 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import json
-
     from mmdet_ghm.study.records import code_state, environment, write_json_atomic
     work_dir = osp.abspath(args.work_dir)
     code, env = code_state(REPO), environment(REPO)
-    for variant in args.variants:
-        for seed in args.seeds:
-            record = osp.join(RESULTS, 'runs', variant, f'seed{seed}.json')
-            if not osp.isfile(osp.join(REPO, record)):
-                raise SystemExit(f'{variant} seed {seed}: no record {record}; train it first '
-                                 '(tools/study.py)')
-            with open(osp.join(REPO, record)) as f:
-                epochs = json.load(f)['epochs']
-            spec, checkpoint = final_checkpoint(work_dir, variant, seed, epochs)
-            for split in args.splits:
-                out = osp.join(REPO, RESULTS, GRADIENT_SPLIT_DIR,
-                               f'{variant}-seed{seed}-{split}.json')
-                if osp.exists(out) and not args.overwrite:
-                    print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
-                    continue
-                result = analyse(spec, checkpoint, split, args.num_images, args.cls_bins)
-                write_json_atomic(out, split_record(result, spec, record, epochs, split,
-                                                    code, env))
-                print(f'wrote {osp.relpath(out, REPO)}')
+    try:  # every run's record and checkpoint, before measuring any
+        runs = list(trained_runs(REPO, RESULTS, args.variants, args.seeds, work_dir))
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from error
+    for variant, seed, record, epochs, spec, checkpoint in runs:
+        for split in args.splits:
+            out = osp.join(REPO, RESULTS, GRADIENT_SPLIT_DIR,
+                           f'{variant}-seed{seed}-{split}.json')
+            if osp.exists(out) and not args.overwrite:
+                print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
+                continue
+            result = analyse(spec, checkpoint, split, args.num_images, args.cls_bins)
+            write_json_atomic(out, split_record(result, spec, record, epochs, split,
+                                                code, env))
+            print(f'wrote {osp.relpath(out, REPO)}')
     return 0
 
 
