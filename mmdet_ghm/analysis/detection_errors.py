@@ -89,23 +89,14 @@ def on_background(gt, detections: List[Dict], min_iou: float = BACKGROUND_IOU) -
     return flags
 
 
-def top_box_kinds(gt, detections: List[Dict], img_ids: Sequence[int], iou: float = 0.5,
-                  background_iou: float = BACKGROUND_IOU) -> Dict[str, float]:
-    """What each image's highest-scoring boxes are, as many per image as it has
-    (non-crowd) objects, matched in score order as COCO matches at ``iou``.
-
-    Returns the shares (over all images' top boxes; NaN without objects) of
-    :data:`TOP_BOX_KINDS`: ``hit`` (matches a free object of its category at
-    ``iou``), ``duplicate`` (reaches ``iou`` only with objects already
-    matched), ``loose`` (best IoU with an object in ``[background_iou, iou)``),
-    ``crowd`` (inside a crowd region: ignored by COCO) and ``background``
-    (overlaps nothing at ``background_iou``). A perfect detector's top boxes are
-    all hits.
-    """
+def classify_top_boxes(gt, detections: List[Dict], img_ids: Sequence[int], iou: float = 0.5,
+                       background_iou: float = BACKGROUND_IOU) -> Tuple[List[Tuple[int, str]], int]:
+    """``([(detection index, kind), ...], number of objects)``: each image's
+    highest-scoring boxes, as many per image as it has (non-crowd) objects, matched
+    in score order as COCO matches at ``iou``; ``kind`` as :func:`top_box_kinds`."""
     from pycocotools import mask as mask_utils
-    counts = dict.fromkeys(TOP_BOX_KINDS, 0)
     groups = _by_image(detections)
-    total = 0
+    kinds, total = [], 0
     for img_id in img_ids:
         anns = gt.loadAnns(gt.getAnnIds(imgIds=[img_id]))
         objects = [a for a in anns if not a.get('iscrowd', 0)]
@@ -144,7 +135,27 @@ def top_box_kinds(gt, detections: List[Dict], img_ids: Sequence[int], iou: float
                 kind = 'crowd'
             else:
                 kind = 'background'
-            counts[kind] += 1
+            kinds.append((i, kind))
+    return kinds, total
+
+
+def top_box_kinds(gt, detections: List[Dict], img_ids: Sequence[int], iou: float = 0.5,
+                  background_iou: float = BACKGROUND_IOU) -> Dict[str, float]:
+    """What each image's highest-scoring boxes are, as many per image as it has
+    (non-crowd) objects, matched in score order as COCO matches at ``iou``.
+
+    Returns the shares (over all images' top boxes; NaN without objects) of
+    :data:`TOP_BOX_KINDS`: ``hit`` (matches a free object of its category at
+    ``iou``), ``duplicate`` (reaches ``iou`` only with objects already
+    matched), ``loose`` (best IoU with an object in ``[background_iou, iou)``),
+    ``crowd`` (inside a crowd region: ignored by COCO) and ``background``
+    (overlaps nothing at ``background_iou``). A perfect detector's top boxes are
+    all hits.
+    """
+    kinds, total = classify_top_boxes(gt, detections, img_ids, iou, background_iou)
+    counts = dict.fromkeys(TOP_BOX_KINDS, 0)
+    for _, kind in kinds:
+        counts[kind] += 1
     return {kind: (n / total if total else float('nan')) for kind, n in counts.items()}
 
 

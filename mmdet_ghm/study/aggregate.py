@@ -282,7 +282,8 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
     ``gradient-split`` renders the gradient-split records ``analysis``
     (:func:`~mmdet_ghm.study.mechanism.load_gradient_splits`; their train split).
     ``detection-errors`` / ``detection-errors-val`` the AP and recall by IoU of the
-    GHM-side models against FL's, from the records ``errors``
+    GHM-side models against FL's, ``detection-errors-anchors`` which anchors their top
+    boxes come from (train split), from the records ``errors``
     (:func:`~mmdet_ghm.study.detection_errors.load_detection_errors`; train / val split).
     ``results`` is the path from the page to ``docs/results``: ``docs/results``
     for the README, ``results`` for ``docs/study.md``.
@@ -321,11 +322,14 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
                                  'load_gradient_splits(<docs/results>)')
             from .mechanism import render_gradient_split_table
             return render_gradient_split_table(analysis, results)
-        if group in ('detection-errors', 'detection-errors-val'):
+        if group in ('detection-errors', 'detection-errors-val', 'detection-errors-anchors'):
             if errors is None:
                 raise ValueError(f'the {group} block needs the records: pass '
                                  'errors=load_detection_errors(<docs/results>)')
-            from .detection_errors import render_detection_errors_table
+            from .detection_errors import (render_anchor_roles_table,
+                                           render_detection_errors_table)
+            if group == 'detection-errors-anchors':
+                return render_anchor_roles_table(errors, results)
             return render_detection_errors_table(
                 errors, results, 'val' if group.endswith('-val') else 'train')
         if group == 'ablation-coverage':

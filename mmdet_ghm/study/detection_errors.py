@@ -13,6 +13,7 @@ import posixpath
 import re
 from typing import Dict, List, Optional, Tuple
 
+from ..analysis.top_box_anchors import ANCHOR_ROLES
 from .ablation import cell_name
 from .analysis_records import load_analysis_records, provenance
 from .variants import GHM_ABLATION_FACTORS
@@ -62,6 +63,7 @@ def errors_record(result: dict, spec: dict, record: str, epochs: int, split: str
         top_boxes=result['top_boxes'], background_iou=result['background_iou'],
         num_objects=result['num_objects'], num_detections=result['num_detections'],
         num_background=result['num_background'],
+        top_box_anchor_roles=result.get('top_box_anchor_roles'),
         provenance=provenance(code, env, 'tools/analysis_tools/detection_errors_records.py'))
 
 
@@ -132,4 +134,42 @@ def render_detection_errors_table(records: Dict[str, dict], results: str = 'docs
                    f'(`{fl_partner(variant)}` has no record)')
         lines.append(f'| [`{variant}`]({link(ghm_name)}) {against} ({seed}) | '
                      + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def _role_shares(roles: Optional[dict]) -> Optional[Dict[str, float]]:
+    """Shares of the top boxes by anchor role, and of the loose ones from negatives."""
+    if not roles:
+        return None
+    total = sum(sum(r.values()) for r in roles.values())
+    by_role = {role: sum(r[role] for r in roles.values()) / total if total else float('nan')
+               for role in ANCHOR_ROLES}
+    loose = sum(roles['loose'].values())
+    by_role['loose_negative'] = roles['loose']['negative'] / loose if loose else float('nan')
+    return by_role
+
+
+def render_anchor_roles_table(records: Dict[str, dict], results: str = 'docs/results',
+                              split: str = 'train') -> str:
+    """Markdown table: per GHM-side model of ``split``, which anchors its top boxes come
+    from (the head's assigner on the image's ground truth), against FL's of the same
+    set-up and seed; records without the anchors' roles are left out."""
+    pairs = [p for p in ghm_fl_pairs(records)
+             if p[1]['split'] == split and p[1].get('top_box_anchor_roles')]
+    if not pairs:
+        return f'_No detection-errors records of the {split} split with anchor roles yet._'
+    head = [f'top boxes from {role} anchors' for role in ANCHOR_ROLES] + [
+        'loose top boxes from negative anchors']
+    lines = ['| GHM-side model against FL (seed): GHM / FL | ' + ' | '.join(head) + ' |',
+             '| --- |' + ' ---: |' * len(head)]
+    for ghm_name, ghm, fl_name, fl in pairs:
+        variant, seed, _ = _key(ghm)
+        g = _role_shares(ghm['top_box_anchor_roles'])
+        f = _role_shares(fl.get('top_box_anchor_roles')) if fl else None
+        cells = [f'{100 * g[key]:.0f} % / ' + (f'{100 * f[key]:.0f} %' if f else '–')
+                 for key in ANCHOR_ROLES + ('loose_negative',)]
+        link = posixpath.join(results, DETECTION_ERRORS_DIR, f'{ghm_name}.json')
+        against = (f'against [FL]({posixpath.join(results, DETECTION_ERRORS_DIR, fl_name)}.json)'
+                   if fl_name else f'(`{fl_partner(variant)}` has no record)')
+        lines.append(f'| [`{variant}`]({link}) {against} ({seed}) | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

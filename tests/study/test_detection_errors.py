@@ -5,6 +5,7 @@ import pytest
 
 from mmdet_ghm.study.aggregate import update_study_blocks
 from mmdet_ghm.study.detection_errors import (fl_partner, ghm_fl_pairs, load_detection_errors,
+                                              render_anchor_roles_table,
                                               render_detection_errors_table)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -93,3 +94,28 @@ def test_committed_val_records_reproduce_their_runs_ap50():
             assert abs(ap50 - run['final']['AP50']) <= 0.0005 + 1e-9, name
             checked += 1
     assert checked or not records
+
+
+def roles(hit_pos, loose_neg, loose_ign=0, background_neg=0):
+    zero = dict(positive=0, ignored=0, negative=0)
+    return dict(hit=dict(zero, positive=hit_pos), duplicate=dict(zero),
+                loose=dict(zero, ignored=loose_ign, negative=loose_neg), crowd=dict(zero),
+                background=dict(zero, negative=background_neg))
+
+
+def test_anchor_roles_table_gives_shares_of_the_top_boxes():
+    records = {
+        'g0': dict(record('lite0-ablation-crowns-ghm-p3-p7', 0, 'train', (0.4, 0.1)),
+                   top_box_anchor_roles=roles(2, 6, loose_ign=2)),
+        'f0': dict(record('lite0-ablation-crowns-fl-p3-p7', 0, 'train', (0.8, 0.4)),
+                   top_box_anchor_roles=roles(8, 1, background_neg=1)),
+        'g1': dict(record('lite0-ablation-crowns-ghm-p3-p7', 1, 'train', (0.4, 0.1))),  # older
+    }
+    table = render_anchor_roles_table(records, 'results').splitlines()
+    assert table[0] == ('| GHM-side model against FL (seed): GHM / FL | top boxes from positive '
+                        'anchors | top boxes from ignored anchors | top boxes from negative '
+                        'anchors | loose top boxes from negative anchors |')
+    assert len(table) == 3  # the record without roles is left out
+    assert table[2].endswith('| 20 % / 80 % | 20 % / 0 % | 60 % / 20 % | 75 % / 100 % |')
+    assert 'No detection-errors records of the val split' in \
+        render_anchor_roles_table(records, 'results', 'val')

@@ -87,7 +87,8 @@ def test_the_ground_truth_as_predictions_scores_one(tiny, monkeypatch):
         model.test_step = test_step
         return model, loader
     monkeypatch.setattr(agd, 'build', build_echoing_the_ground_truth)
-    gt, detections, img_ids = tool.predict(config, ckpt, None, 'val')
+    gt, detections, img_ids, roles = tool.predict(config, ckpt, None, 'val')
+    assert roles is None  # not asked for
     from mmdet_ghm.analysis.detection_errors import ap_and_recall
     result = ap_and_recall(gt, detections, img_ids=img_ids)
     assert result['ap'] == pytest.approx([1.0] * 4) and result['recall'] == pytest.approx([1.0] * 4)

@@ -46,6 +46,10 @@ def parse_args(argv=None):
     parser.add_argument('--max-dets', type=int, default=1000,
                         help='detections per image evaluated (default: 1000, as CocoMetric\'s '
                         'bbox_mAP)')
+    parser.add_argument('--anchor-roles', action='store_true',
+                        help='also say which anchors the top boxes come from (positive, '
+                        'ignored or negative for the head\'s assigner; RetinaNet-like '
+                        'anchor heads only)')
     parser.add_argument('--out', default=None,
                         help='write the result as JSON here (refused if the file exists)')
     parser.add_argument('--device', default=None,
@@ -67,8 +71,12 @@ def parse_args(argv=None):
     return args
 
 
-def predict(config: str, checkpoint: str, cfg_options, split: str, device=None):
-    """``(ground truth COCO, COCO result dicts, image ids)`` of a checkpoint on ``split``.
+def predict(config: str, checkpoint: str, cfg_options, split: str, device=None,
+            anchor_roles: bool = False):
+    """``(ground truth COCO, COCO result dicts, image ids, anchor roles)`` of a checkpoint
+    on ``split``; ``anchor roles``: with ``anchor_roles``, which anchors the top boxes come
+    from (:func:`mmdet_ghm.analysis.top_box_anchors.top_box_anchor_roles`, summed over
+    the images), else None.
 
     One image per batch, as the val loader: no padding between images of
     different sizes changes the predictions.
@@ -77,6 +85,7 @@ def predict(config: str, checkpoint: str, cfg_options, split: str, device=None):
     import analyze_gradient_density as agd
     from mmdet.datasets.api_wrappers import COCO
     from mmdet_ghm.analysis.detection_errors import to_coco_results
+    from mmdet_ghm.analysis.top_box_anchors import add_tables, top_box_anchor_roles
     args = SimpleNamespace(config=config, checkpoint=checkpoint, cfg_options=cfg_options,
                            split=split, batch_size=1, device=device)
     model, loader = agd.build(args)
@@ -85,16 +94,18 @@ def predict(config: str, checkpoint: str, cfg_options, split: str, device=None):
         raise ValueError(f'the {split} split\'s dataset ({type(dataset).__name__}) is not a '
                          'COCO-format dataset with an ann_file; this tool evaluates COCO '
                          'annotations')
-    detections, img_ids = [], []
+    detections, img_ids, roles = [], [], []
     with torch.no_grad():
         for data in loader:
+            if anchor_roles:
+                roles.append(top_box_anchor_roles(model, data))
             for sample in model.test_step(data):
                 pred = sample.pred_instances
                 img_ids.append(int(sample.metainfo['img_id']))
                 detections += to_coco_results(img_ids[-1], pred.bboxes.cpu().numpy(),
                                               pred.scores.cpu().numpy(),
                                               pred.labels.cpu().numpy(), dataset.cat_ids)
-    return COCO(dataset.ann_file), detections, img_ids
+    return COCO(dataset.ann_file), detections, img_ids, add_tables(roles) if anchor_roles else None
 
 
 def summary_lines(result: dict) -> list:
@@ -113,12 +124,18 @@ def summary_lines(result: dict) -> list:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    gt, detections, img_ids = predict(osp.abspath(args.config), args.checkpoint,
-                                      args.cfg_options, args.split, args.device)
+    gt, detections, img_ids, roles = predict(osp.abspath(args.config), args.checkpoint,
+                                             args.cfg_options, args.split, args.device,
+                                             args.anchor_roles)
     result = ap_and_recall(gt, detections, args.iou_thrs, args.max_dets, img_ids)
     result.update(config=args.config, checkpoint=args.checkpoint, split=args.split,
                   num_images=len(img_ids))
     print('\n'.join(summary_lines(result)))
+    if roles is not None:
+        result['top_box_anchor_roles'] = roles
+        print('the anchors behind the top boxes (in the network input\'s coordinates):')
+        for kind, counts in roles.items():
+            print(f'  {kind:>10}: ' + ', '.join(f'{role} {n}' for role, n in counts.items()))
     if args.out:
         with open(args.out, 'x') as f:
             json.dump(result, f, indent=1)

@@ -43,11 +43,11 @@ def parse_args(argv=None):
 
 
 def predict_split(spec: dict, checkpoint: str, split: str):
-    """``(ground truth COCO, COCO result dicts, image ids)`` of one run's checkpoint on
-    ``split``, the model and data built as the run trained them."""
+    """``(ground truth COCO, COCO result dicts, image ids, anchor roles)`` of one run's
+    checkpoint on ``split``, the model and data built as the run trained them."""
     from detection_errors import predict
     return predict(osp.join(REPO, spec['config_rel']), checkpoint,
-                   copy.deepcopy(spec['overrides']), split, device='cpu')
+                   copy.deepcopy(spec['overrides']), split, device='cpu', anchor_roles=True)
 
 
 def main(argv=None) -> int:
@@ -71,8 +71,9 @@ def main(argv=None) -> int:
             if osp.exists(out) and not args.overwrite:
                 print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
                 continue
-            gt, detections, img_ids = predict_split(spec, checkpoint, split)
+            gt, detections, img_ids, roles = predict_split(spec, checkpoint, split)
             result = ap_and_recall(gt, detections, iou_thrs, args.max_dets, img_ids)
+            result['top_box_anchor_roles'] = roles
             write_json_atomic(out, errors_record(result, spec, record, epochs, split,
                                                  len(img_ids), code, env))
             print(f'wrote {osp.relpath(out, REPO)}: AP {result["ap"]}, '
