@@ -200,8 +200,13 @@ GHM_ABLATION_FACTORS = {
 #: The fair grid's candidate set-ups beside the corrected one (issue 35,
 #: :mod:`mmdet_ghm.study.fair_grid`): ``{set-up name: ablation factors}``, as the
 #: grid's rule decides them from the ablation's records (a test checks that they
-#: agree). Empty while the ablation lacks a factor on the tuning seeds.
-FAIR_SETUPS: Dict[str, Tuple[str, ...]] = {}
+#: agree). Decided on 2026-12-07 once every set-up factor had seeds 0-1: FL's
+#: qualifying factors (anchors3, assigner-0.4; anchors2 gains less than anchors3)
+#: and GHM's (anchors3, 96e, crowds-as-background).
+FAIR_SETUPS: Dict[str, Tuple[str, ...]] = {
+    'anchors3+assigner-0.4': ('anchors3', 'assigner-0.4'),
+    'anchors3+96e+crowds-as-background': ('anchors3', '96e', 'crowds-as-background'),
+}
 #: The name of the corrected set-up among the fair grid's candidates.
 CORRECTED_SETUP = 'corrected'
 
@@ -242,7 +247,8 @@ def grid_variant(dataset: str, recipe: str, key: str, label: str, config_name: s
     default = regime == 'tiny' and epochs == DEFAULT_EPOCHS['adamw'] and dataset == 'shapes'
     setup = CORRECTED_CROWNS[recipe] if regime == 'lite0-corrected' else {}
     return Variant(prefix + key, f'{label} ({spec["tag"]}{where})', config,
-                   dict(recipe_overrides(recipe, epochs, warmup), **setup, **overrides),
+                   # later wins: a set-up factor may change a corrected setting
+                   {**recipe_overrides(recipe, epochs, warmup), **setup, **overrides},
                    epochs=None if default else epochs, group=group, dataset=dataset,
                    recipe=recipe)
 

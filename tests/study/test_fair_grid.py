@@ -164,3 +164,15 @@ def test_factors_that_change_the_same_setting_are_alternatives():
     assert candidate_setups(study) == {CORRECTED: (), 'anchors2+no-jitter': ('anchors2',
                                                                            'no-jitter')}
     assert combine(['96e', 'anchors3', 'no-clip']) == ['96e', 'anchors3', 'no-clip']
+
+
+def test_a_factor_that_changes_a_corrected_setting_wins_over_it():
+    """crowds-as-background sets ignore_iof_thr -1 where the corrected cells set 0.5;
+    the fair variant trains with the factor's value, in both recipes."""
+    variants = {v.name: v for v in fair_variants({'crowds': ('crowds-as-background', '96e')})}
+    for recipe in ('', 'sgd-'):
+        variant = variants[f'lite0-fair-crowds-crowns-{recipe}ghm']
+        assert variant.overrides['model.train_cfg.assigner.ignore_iof_thr'] == -1
+        assert variant.epochs == 96
+    corrected = VARIANTS['lite0-corrected-crowns-sgd-ghm']
+    assert corrected.overrides['model.train_cfg.assigner.ignore_iof_thr'] == 0.5
