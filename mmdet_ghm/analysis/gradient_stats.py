@@ -2,8 +2,9 @@
 
 The functional core of ``tools/analysis_tools/analyze_gradient_density.py``:
 
-* :func:`head_targets` runs a model on a batch and returns the head's flat
-  outputs with the head's own training targets (its assigner and coder);
+* :func:`~mmdet_ghm.analysis.head_pass.head_targets` (imported here) runs a model
+  on a batch and returns the head's flat outputs with the head's own training
+  targets (its assigner and coder);
 * :func:`classification_gradient_norms` / :func:`regression_gradient_norms`
   give ``g = |sigmoid(x) - t|`` of every valid (anchor, class) element and
   ``g_r = |d| / sqrt(d^2 + mu^2)`` of every valid positive box coordinate;
@@ -27,6 +28,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 from torch import Tensor
+
+from .head_pass import head_targets
 
 from mmdet_ghm.losses.gradient_density import region_edges, region_index
 
@@ -375,54 +378,6 @@ class GradientStats:
                 ghm_weights=beta_r.tolist(),
                 total_gradient={k: v.tolist() for k, v in reg_total.items()},
                 share={k: _shares(v).tolist() for k, v in reg_total.items()}))
-
-
-def head_targets(model, data: dict) -> Dict[str, Tensor]:
-    """Run ``model`` on a batch; the head's flat outputs and training targets.
-
-    Uses the head's own ``get_anchors``/``get_targets`` (assigner, sampler,
-    box coder), exactly what ``loss_by_feat`` feeds its losses, flattened
-    over images and FPN levels.
-
-    Args:
-        model: a single-stage detector with an ``AnchorHead`` (RetinaNet).
-        data (dict): a collated batch from a dataloader (with ground truth).
-
-    Returns:
-        dict: ``cls_score`` ``(N, C)``, ``labels`` ``(N,)``, ``label_weights``
-        ``(N,)``, ``bbox_pred``, ``bbox_targets``, ``bbox_weights`` ``(N, 4)``.
-    """
-    from mmdet.models.dense_heads import AnchorHead
-    from mmdet.models.utils import unpack_gt_instances
-    head = getattr(model, 'bbox_head', None)
-    if not isinstance(head, AnchorHead):
-        raise TypeError(f'expected a detector with an AnchorHead bbox_head (e.g. RetinaNet), '
-                        f'got {type(head).__name__}')
-    if not head.use_sigmoid_cls:
-        raise ValueError('the head classifies with softmax; g = |p - p*| is defined here '
-                         'for sigmoid classifiers (loss_cls.use_sigmoid=True)')
-    if head.reg_decoded_bbox:
-        raise ValueError('the head regresses decoded boxes (reg_decoded_bbox=True); '
-                         'the regression analysis needs delta targets')
-    data = model.data_preprocessor(data, False)
-    samples = data['data_samples']
-    cls_scores, bbox_preds = head(model.extract_feat(data['inputs']))
-    gt, gt_ignore, metas = unpack_gt_instances(samples)
-    sizes = [score.shape[-2:] for score in cls_scores]
-    anchors, valid_flags = head.get_anchors(sizes, metas, device=cls_scores[0].device)
-    labels, label_weights, bbox_targets, bbox_weights, _ = head.get_targets(
-        anchors, valid_flags, gt, metas, batch_gt_instances_ignore=gt_ignore)
-    channels = head.cls_out_channels
-    size = head.bbox_coder.encode_size
-    flat = lambda maps, dim: torch.cat(  # noqa: E731
-        [m.permute(0, 2, 3, 1).reshape(-1, dim) for m in maps])
-    return dict(
-        cls_score=flat(cls_scores, channels),
-        labels=torch.cat([t.reshape(-1) for t in labels]),
-        label_weights=torch.cat([t.reshape(-1) for t in label_weights]),
-        bbox_pred=flat(bbox_preds, size),
-        bbox_targets=torch.cat([t.reshape(-1, size) for t in bbox_targets]),
-        bbox_weights=torch.cat([t.reshape(-1, size) for t in bbox_weights]))
 
 
 def update_from_batch(stats: GradientStats, model, data: dict,

@@ -13,6 +13,7 @@ from typing import Dict, List
 import torch
 
 from .detection_errors import BACKGROUND_IOU, TOP_BOX_KINDS, classify_top_boxes
+from .head_pass import anchor_head, flatten_levels, head_pass
 
 #: What the head's assigner makes of an anchor.
 ANCHOR_ROLES = ('positive', 'ignored', 'negative')
@@ -58,25 +59,19 @@ def top_box_anchor_roles(model, data: dict, iou: float = 0.5,
     the anchor whose score it carries, and the anchor's box decoded again must
     equal it (a RuntimeError says otherwise).
     """
-    from mmdet.models.utils import unpack_gt_instances
-    head = model.bbox_head
-    data = model.data_preprocessor(data, False)
-    samples = data['data_samples']
-    if len(samples) != 1:
-        raise ValueError(f'top_box_anchor_roles takes batches of one image, got {len(samples)}')
-    cls_scores, bbox_preds = head(model.extract_feat(data['inputs']))
-    gt, gt_ignore, metas = unpack_gt_instances(samples)
-    sizes = [score.shape[-2:] for score in cls_scores]
-    anchors, valid_flags = head.get_anchors(sizes, metas, device=cls_scores[0].device)
-    labels, label_weights, *_ = head.get_targets(anchors, valid_flags, gt, metas,
-                                                 batch_gt_instances_ignore=gt_ignore)
-    labels = torch.cat([t.reshape(-1) for t in labels])
-    label_weights = torch.cat([t.reshape(-1) for t in label_weights])
+    head = anchor_head(model)
+    if len(data['data_samples']) != 1:
+        raise ValueError('top_box_anchor_roles takes batches of one image, got '
+                         f'{len(data["data_samples"])}')
+    out = head_pass(model, data)
+    cls_scores, bbox_preds, metas = out['cls_scores'], out['bbox_preds'], out['metas']
+    gt, gt_ignore = out['gt'], out['gt_ignore']
+    labels = torch.cat([t.reshape(-1) for t in out['labels']])
+    label_weights = torch.cat([t.reshape(-1) for t in out['label_weights']])
     channels = head.cls_out_channels
-    scores = torch.cat([m.permute(0, 2, 3, 1).reshape(-1, channels) for m in cls_scores]).sigmoid()
-    deltas = torch.cat([m.permute(0, 2, 3, 1).reshape(-1, head.bbox_coder.encode_size)
-                        for m in bbox_preds])
-    priors = torch.cat(anchors[0])
+    scores = flatten_levels(cls_scores, channels).sigmoid()
+    deltas = flatten_levels(bbox_preds, head.bbox_coder.encode_size)
+    priors = torch.cat(out['anchors'][0])
     result = head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=metas,
                                   rescale=False)[0]
     roles, detections = [], []
