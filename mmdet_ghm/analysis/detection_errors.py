@@ -115,10 +115,10 @@ def classify_top_boxes(gt, detections: List[Dict], img_ids: Sequence[int], iou: 
                                              [int(crowd)] * len(targets))
                               ).reshape(len(order), len(targets))
         ious, iofs = overlaps(objects, False), overlaps(crowds, True)
+        categories = np.array([a['category_id'] for a in objects])
         free = np.ones(len(objects), dtype=bool)
         for row, i in enumerate(order):
-            same = np.array([a['category_id'] == detections[i]['category_id'] for a in objects],
-                            dtype=bool)
+            same = categories == detections[i]['category_id']
             candidates = np.where(same & free, ious[row], -1.0)
             best_other = float(ious[row][same].max()) if same.any() else 0.0
             in_crowd = float(iofs[row].max()) if iofs.shape[1] else 0.0
@@ -189,11 +189,11 @@ def ap_and_recall(gt, detections: List[Dict], iou_thrs: Sequence[float] = IOU_TH
     if isinstance(max_dets, bool) or not isinstance(max_dets, int) or max_dets < 1:
         raise ValueError(f'max_dets must be a positive integer, got {max_dets!r}')
     img_ids = sorted(gt.getImgIds() if img_ids is None else img_ids)
-    known = set(gt.getImgIds())
-    unknown = [i for i in {d['image_id'] for d in detections} | set(img_ids) if i not in known]
+    evaluated = set(img_ids)
+    unknown = ({d['image_id'] for d in detections} | evaluated) - set(gt.getImgIds())
     if unknown:
         raise ValueError(f'image ids not in the ground truth: {sorted(unknown)[:5]}')
-    detections = [d for d in detections if d['image_id'] in set(img_ids)]
+    detections = [d for d in detections if d['image_id'] in evaluated]
     num_objects = sum(1 for a in gt.loadAnns(gt.getAnnIds(imgIds=img_ids))
                       if not a.get('iscrowd', 0))
     background = on_background(gt, detections, background_iou)

@@ -10,11 +10,10 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Dict, Iterable, Iterator, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 #: Where the study's records are, relative to the repository.
 RESULTS = 'docs/results'
-
 
 
 def load_analysis_records(results_dir: str, subdir: str) -> Dict[str, dict]:
@@ -53,6 +52,16 @@ def final_checkpoint(work_dir: str, variant: str, seed: int, epochs: int) -> Tup
         f'epoch_{epochs}.pth (the checkpoints stay on the machine that trained the run)')
 
 
+def run_fields(spec: dict, record: str, epochs: int) -> dict:
+    """The fields of a record that say which run it measured: ``cfg_options`` (the run's
+    portable overrides), ``checkpoint`` (its final one, its record) and ``config``."""
+    return dict(cfg_options=spec['record_overrides'],
+                checkpoint=dict(epoch=epochs, note='the final checkpoint of that run '
+                                '(checkpoints are not committed)', record=record,
+                                seed=spec['seed'], variant=spec['variant']['name']),
+                config=spec['config_rel'])
+
+
 def provenance(code: dict, env: dict, tool: str) -> dict:
     """The ``provenance`` of a record: commit, whether the tree was dirty, date, machine, tool
     (``code``: :func:`~mmdet_ghm.study.records.code_state`, ``env``: ``environment``)."""
@@ -81,6 +90,27 @@ def trained_runs(repo: str, results: str, variants: Iterable[str], seeds: Iterab
                 epochs = json.load(f)['epochs']
             spec, checkpoint = final_checkpoint(work_dir, variant, seed, epochs)
             yield variant, seed, record, epochs, spec, checkpoint
+
+
+def pending_measurements(repo: str, results: str, subdir: str, args, echo=print
+                         ) -> List[Tuple[Tuple[str, int, str, int, dict, str], str, str]]:
+    """``[(run, split, out)]`` a records tool still has to measure: each of
+    :func:`trained_runs` (``run``) on each of ``args.splits``, and the record file it
+    writes, ``<repo>/<results>/<subdir>/<variant>-seed<k>-<split>.json``. An existing
+    record is left out (``echo`` says so) unless ``args.overwrite``; every run's
+    record and checkpoint are found before any is measured (FileNotFoundError names
+    the first missing). ``args``: :func:`add_run_arguments`' options and ``overwrite``."""
+    pending = []
+    for run in trained_runs(repo, results, args.variants, args.seeds,
+                            osp.abspath(args.work_dir)):
+        variant, seed = run[:2]
+        for split in args.splits:
+            out = osp.join(repo, results, subdir, f'{variant}-seed{seed}-{split}.json')
+            if osp.exists(out) and not args.overwrite:
+                echo(f'{osp.relpath(out, repo)} exists (--overwrite replaces it)')
+                continue
+            pending.append((run, split, out))
+    return pending
 
 
 def add_run_arguments(parser) -> None:

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..analysis.top_box_anchors import ANCHOR_ROLES
 from .ablation import cell_name
-from .analysis_records import load_analysis_records, provenance
+from .analysis_records import load_analysis_records, provenance, run_fields
 from .variants import GHM_ABLATION_FACTORS
 
 #: Where the records are, relative to ``docs/results``.
@@ -53,11 +53,7 @@ def errors_record(result: dict, spec: dict, record: str, epochs: int, split: str
                   num_images: int, code: dict, env: dict) -> dict:
     """The committed record of one run's AP and recall by IoU (``result``: ``ap_and_recall``'s)."""
     return dict(
-        cfg_options=spec['record_overrides'],
-        checkpoint=dict(epoch=epochs, note='the final checkpoint of that run (checkpoints '
-                        'are not committed)', record=record, seed=spec['seed'],
-                        variant=spec['variant']['name']),
-        config=spec['config_rel'], split=split, num_images=num_images,
+        run_fields(spec, record, epochs), split=split, num_images=num_images,
         iou_thrs=result['iou_thrs'], ap=result['ap'], recall=result['recall'],
         ap_without_background=result['ap_without_background'],
         top_boxes=result['top_boxes'], background_iou=result['background_iou'],
@@ -92,6 +88,31 @@ def _ratio(a: float, b: float) -> str:
     return f'{a / b:.2f}' if b > 0 else '–'
 
 
+def _model_cell(results: str, ghm_name: str, ghm: dict, fl_name: Optional[str]) -> str:
+    """A row's first cell: the GHM-side model and its FL partner (or why it has none)."""
+    variant, seed, _ = _key(ghm)
+
+    def link(name):
+        return posixpath.join(results, DETECTION_ERRORS_DIR, f'{name}.json')
+    against = (f'against [FL]({link(fl_name)})' if fl_name else
+               f'(`{fl_partner(variant)}` has no record)')
+    return f'[`{variant}`]({link(ghm_name)}) {against} ({seed})'
+
+
+def _table_head(columns: List[str]) -> List[str]:
+    return ['| GHM-side model against FL (seed): GHM / FL | ' + ' | '.join(columns) + ' |',
+            '| --- |' + ' ---: |' * len(columns)]
+
+
+def _pair(ghm_value: float, fl_value: Optional[float], fmt) -> str:
+    """``GHM / FL``, a dash for a missing FL value."""
+    return f'{fmt(ghm_value)} / ' + (fmt(fl_value) if fl_value is not None else '–')
+
+
+def _percent(value: float) -> str:
+    return f'{100 * value:.0f} %'
+
+
 def render_detection_errors_table(records: Dict[str, dict], results: str = 'docs/results',
                                   split: str = 'train') -> str:
     """Markdown table: per GHM-side model of ``split``, its AP at each IoU threshold,
@@ -106,33 +127,22 @@ def render_detection_errors_table(records: Dict[str, dict], results: str = 'docs
         raise ValueError('detection-errors records with different IoU thresholds: '
                          're-measure them with the same --iou-thrs')
     shown = [thrs.index(t) for t in SHOWN_THRS if t in thrs]
-    head = ([f'AP{t:g} (÷)' for t in thrs] + [f'recall{thrs[i]:g}' for i in shown]
-            + [f'AP{thrs[i]:g} without background boxes' for i in shown]
-            + [f'top boxes: {kind}' for kind in TOP_BOX_COLUMNS])
-    lines = ['| GHM-side model against FL (seed): GHM / FL | ' + ' | '.join(head) + ' |',
-             '| --- |' + ' ---: |' * len(head)]
-
-    def link(name):
-        return posixpath.join(results, DETECTION_ERRORS_DIR, f'{name}.json')
-
-    def both(ghm_value, fl_value, fmt):
-        return f'{fmt(ghm_value)} / ' + (fmt(fl_value) if fl is not None else '–')
-
+    lines = _table_head([f'AP{t:g} (÷)' for t in thrs] + [f'recall{thrs[i]:g}' for i in shown]
+                        + [f'AP{thrs[i]:g} without background boxes' for i in shown]
+                        + [f'top boxes: {kind}' for kind in TOP_BOX_COLUMNS])
     for ghm_name, ghm, fl_name, fl in pairs:
-        variant, seed, _ = _key(ghm)
-        empty = dict(ap=[None] * len(thrs), recall=[None] * len(thrs),
-                     ap_without_background=[None] * len(thrs), top_boxes={})
-        other = fl or empty
-        cells = [both(g, f, '{:.3f}'.format) + (f' ({_ratio(g, f)})' if fl else '')
-                 for g, f in zip(ghm['ap'], other['ap'])]
-        cells += [both(ghm['recall'][i], other['recall'][i], '{:.2f}'.format) for i in shown]
-        cells += [both(ghm['ap_without_background'][i], other['ap_without_background'][i],
-                       '{:.3f}'.format) for i in shown]
-        cells += [both(ghm['top_boxes'][kind], other['top_boxes'].get(kind),
-                       lambda v: f'{100 * v:.0f} %') for kind in TOP_BOX_COLUMNS]
-        against = (f'against [FL]({link(fl_name)})' if fl_name else
-                   f'(`{fl_partner(variant)}` has no record)')
-        lines.append(f'| [`{variant}`]({link(ghm_name)}) {against} ({seed}) | '
+        def fl_value(key, index):
+            return fl[key][index] if fl else None
+        cells = [_pair(g, fl_value('ap', i), '{:.3f}'.format)
+                 + (f' ({_ratio(g, fl["ap"][i])})' if fl else '')
+                 for i, g in enumerate(ghm['ap'])]
+        cells += [_pair(ghm['recall'][i], fl_value('recall', i), '{:.2f}'.format)
+                  for i in shown]
+        cells += [_pair(ghm['ap_without_background'][i], fl_value('ap_without_background', i),
+                        '{:.3f}'.format) for i in shown]
+        cells += [_pair(ghm['top_boxes'][kind], fl_value('top_boxes', kind), _percent)
+                  for kind in TOP_BOX_COLUMNS]
+        lines.append(f'| {_model_cell(results, ghm_name, ghm, fl_name)} | '
                      + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -158,18 +168,13 @@ def render_anchor_roles_table(records: Dict[str, dict], results: str = 'docs/res
              if p[1]['split'] == split and p[1].get('top_box_anchor_roles')]
     if not pairs:
         return f'_No detection-errors records of the {split} split with anchor roles yet._'
-    head = [f'top boxes from {role} anchors' for role in ANCHOR_ROLES] + [
-        'loose top boxes from negative anchors']
-    lines = ['| GHM-side model against FL (seed): GHM / FL | ' + ' | '.join(head) + ' |',
-             '| --- |' + ' ---: |' * len(head)]
+    lines = _table_head([f'top boxes from {role} anchors' for role in ANCHOR_ROLES]
+                        + ['loose top boxes from negative anchors'])
     for ghm_name, ghm, fl_name, fl in pairs:
-        variant, seed, _ = _key(ghm)
         g = _role_shares(ghm['top_box_anchor_roles'])
         f = _role_shares(fl.get('top_box_anchor_roles')) if fl else None
-        cells = [f'{100 * g[key]:.0f} % / ' + (f'{100 * f[key]:.0f} %' if f else '–')
+        cells = [_pair(g[key], f[key] if f else None, _percent)
                  for key in ANCHOR_ROLES + ('loose_negative',)]
-        link = posixpath.join(results, DETECTION_ERRORS_DIR, f'{ghm_name}.json')
-        against = (f'against [FL]({posixpath.join(results, DETECTION_ERRORS_DIR, fl_name)}.json)'
-                   if fl_name else f'(`{fl_partner(variant)}` has no record)')
-        lines.append(f'| [`{variant}`]({link}) {against} ({seed}) | ' + ' | '.join(cells) + ' |')
+        lines.append(f'| {_model_cell(results, ghm_name, ghm, fl_name)} | '
+                     + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

@@ -10,7 +10,7 @@ gradient each loss (CE, FL, GHM-C) would put on the positives.
 import posixpath
 from typing import Dict, Optional, Sequence
 
-from .analysis_records import load_analysis_records, provenance
+from .analysis_records import load_analysis_records, provenance, run_fields
 from .summaries import runs_link
 
 #: Where the records are, relative to ``docs/results``.
@@ -31,12 +31,8 @@ def split_record(result: dict, spec: dict, record: str, epochs: int, split: str,
                  code: dict, env: dict) -> dict:
     """The committed record of one run's gradient split (``result``: the analysis's)."""
     return dict(
-        cfg_options=spec['record_overrides'],
-        checkpoint=dict(epoch=epochs, note='the final checkpoint of that run (checkpoints '
-                        'are not committed)', record=record, seed=spec['seed'],
-                        variant=spec['variant']['name']),
-        classification=result['classification'], config=spec['config_rel'],
-        histogram=result['histogram'], num_images=result['num_images'],
+        run_fields(spec, record, epochs),
+        classification=result['classification'], histogram=result['histogram'], num_images=result['num_images'],
         params=result['params'],
         provenance=provenance(code, env, 'tools/analysis_tools/gradient_split_records.py'),
         regression=result['regression'], split=split)

@@ -1,10 +1,11 @@
 """The study's analysis records: which run they read, where they are, who made them."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from mmdet_ghm.study.analysis_records import (final_checkpoint, load_analysis_records,
-                                              provenance, trained_runs)
+                                              pending_measurements, provenance, trained_runs)
 
 
 def attempt(root, name, variant, seed, epoch, files=True):
@@ -59,3 +60,26 @@ def test_records_load_by_file_stem_and_name_their_maker(tmp_path):
     assert provenance(dict(commit='abc', dirty=True), env, 'tools/x.py') == dict(
         code_commit='abc', code_dirty=True, date='2026-12-07', machine='AMD EPYC, 2 cores, CPU',
         tool='tools/x.py')
+
+
+def test_pending_measurements_leave_out_existing_records_unless_overwritten(tmp_path):
+    repo, work = tmp_path / 'repo', tmp_path / 'work'
+    (repo / 'results' / 'runs' / 'v').mkdir(parents=True)
+    (repo / 'results' / 'runs' / 'v' / 'seed0.json').write_text(json.dumps(dict(epochs=48)))
+    attempt(work, '20261207_020000', 'v', 0, 48)
+    (repo / 'results' / 'kind').mkdir()
+    (repo / 'results' / 'kind' / 'v-seed0-train.json').write_text('{}')
+    args = SimpleNamespace(variants=['v'], seeds=[0], splits=['train', 'val'],
+                           work_dir=str(work), overwrite=False)
+    said = []
+    pending = pending_measurements(str(repo), 'results', 'kind', args, echo=said.append)
+    assert [(run[:4], split, out) for run, split, out in pending] == [
+        (('v', 0, 'results/runs/v/seed0.json', 48), 'val',
+         str(repo / 'results' / 'kind' / 'v-seed0-val.json'))]
+    assert said == ['results/kind/v-seed0-train.json exists (--overwrite replaces it)']
+    args.overwrite = True
+    assert [split for _, split, _ in pending_measurements(str(repo), 'results', 'kind', args,
+                                                          echo=said.append)] == ['train', 'val']
+    args.seeds = [0, 1]
+    with pytest.raises(FileNotFoundError, match='v seed 1: no record'):
+        pending_measurements(str(repo), 'results', 'kind', args)

@@ -26,7 +26,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from mmdet_ghm.analysis.detection_errors import IOU_THRESHOLDS  # noqa: E402
 from mmdet_ghm.study.analysis_records import (RESULTS, add_run_arguments,  # noqa: E402
-                                              trained_runs)
+                                              pending_measurements)
 from mmdet_ghm.study.detection_errors import DETECTION_ERRORS_DIR  # noqa: E402
 
 
@@ -58,26 +58,19 @@ def main(argv=None) -> int:
     iou_thrs = check_iou_thresholds(args.iou_thrs)
     if args.max_dets < 1:
         raise SystemExit(f'--max-dets must be positive, got {args.max_dets}')
-    work_dir = osp.abspath(args.work_dir)
     code, env = code_state(REPO), environment(REPO)
-    try:  # every run's record and checkpoint, before measuring any
-        runs = list(trained_runs(REPO, RESULTS, args.variants, args.seeds, work_dir))
+    try:
+        pending = pending_measurements(REPO, RESULTS, DETECTION_ERRORS_DIR, args)
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from error
-    for variant, seed, record, epochs, spec, checkpoint in runs:
-        for split in args.splits:
-            out = osp.join(REPO, RESULTS, DETECTION_ERRORS_DIR,
-                           f'{variant}-seed{seed}-{split}.json')
-            if osp.exists(out) and not args.overwrite:
-                print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
-                continue
-            gt, detections, img_ids, roles = predict_split(spec, checkpoint, split)
-            result = ap_and_recall(gt, detections, iou_thrs, args.max_dets, img_ids)
-            result['top_box_anchor_roles'] = roles
-            write_json_atomic(out, errors_record(result, spec, record, epochs, split,
-                                                 len(img_ids), code, env))
-            print(f'wrote {osp.relpath(out, REPO)}: AP {result["ap"]}, '
-                  f'recall {result["recall"]} at IoU {iou_thrs}')
+    for (_, _, record, epochs, spec, checkpoint), split, out in pending:
+        gt, detections, img_ids, roles = predict_split(spec, checkpoint, split)
+        result = ap_and_recall(gt, detections, iou_thrs, args.max_dets, img_ids)
+        result['top_box_anchor_roles'] = roles
+        write_json_atomic(out, errors_record(result, spec, record, epochs, split,
+                                             len(img_ids), code, env))
+        print(f'wrote {osp.relpath(out, REPO)}: AP {result["ap"]}, '
+              f'recall {result["recall"]} at IoU {iou_thrs}')
     return 0
 
 

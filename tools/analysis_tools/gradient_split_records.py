@@ -28,7 +28,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from mmdet_ghm.study.analysis_records import (RESULTS, add_run_arguments,  # noqa: E402
-                                              trained_runs)
+                                              pending_measurements)
 from mmdet_ghm.study.mechanism import GRADIENT_SPLIT_DIR, split_record  # noqa: E402
 
 
@@ -59,23 +59,16 @@ def analyse(spec: dict, checkpoint: str, split: str, num_images: int, cls_bins: 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmdet_ghm.study.records import code_state, environment, write_json_atomic
-    work_dir = osp.abspath(args.work_dir)
     code, env = code_state(REPO), environment(REPO)
-    try:  # every run's record and checkpoint, before measuring any
-        runs = list(trained_runs(REPO, RESULTS, args.variants, args.seeds, work_dir))
+    try:
+        pending = pending_measurements(REPO, RESULTS, GRADIENT_SPLIT_DIR, args)
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from error
-    for variant, seed, record, epochs, spec, checkpoint in runs:
-        for split in args.splits:
-            out = osp.join(REPO, RESULTS, GRADIENT_SPLIT_DIR,
-                           f'{variant}-seed{seed}-{split}.json')
-            if osp.exists(out) and not args.overwrite:
-                print(f'{osp.relpath(out, REPO)} exists (--overwrite replaces it)')
-                continue
-            result = analyse(spec, checkpoint, split, args.num_images, args.cls_bins)
-            write_json_atomic(out, split_record(result, spec, record, epochs, split,
-                                                code, env))
-            print(f'wrote {osp.relpath(out, REPO)}')
+    for (_, _, record, epochs, spec, checkpoint), split, out in pending:
+        result = analyse(spec, checkpoint, split, args.num_images, args.cls_bins)
+        write_json_atomic(out, split_record(result, spec, record, epochs, split,
+                                            code, env))
+        print(f'wrote {osp.relpath(out, REPO)}')
     return 0
 
 
