@@ -180,3 +180,47 @@ def render_fair_table(study: Dict, results: str = 'docs/results') -> str:
                        for recipe, title in RECIPES)
     candidates = ', '.join(f'`{s}`' for s in setups)
     return '\n'.join(lines) + f'\n\nCandidates: {candidates}. Shared set-up: {shared}.'
+
+
+def _tuning_cell(study: Dict, setup: str, recipe: str, loss: str, results: str) -> str:
+    """One loss on one candidate: mAP over the tuning seeds it has, and over FL's on the
+    same seeds; what is missing, said."""
+    name = fair_name(setup, recipe, loss)
+    maps = maps_by_seed(study, name)
+    seeds = [s for s in TUNING_SEEDS if s in maps]
+    if not seeds:
+        return 'not trained'
+    stat = mean_std([maps[s] for s in seeds])
+    text = f'[{format_mean_std(stat)}]({runs_link(results, name)})'
+    fl = maps_by_seed(study, fair_name(setup, recipe, 'fl'))
+    if loss != 'fl' and all(s in fl for s in seeds):
+        fl_mean = mean_std([fl[s] for s in seeds])['mean']
+        if fl_mean > 0:
+            text += f' (÷ FL {stat["mean"] / fl_mean:.2f})'
+    missing = [s for s in TUNING_SEEDS if s not in maps]
+    if missing:
+        text += f'; seed {", ".join(map(str, missing))} missing'
+    return text
+
+
+def render_tuning_table(study: Dict, results: str = 'docs/results') -> str:
+    """Markdown table of the grid's tuning runs (rule 2) as they land: per recipe and
+    loss, each candidate's mAP over the tuning seeds (and over FL's on the same seeds);
+    a loss's best candidate (rule 3) in bold once it has every candidate."""
+    setups = candidate_setups(study)
+    if setups is None:
+        return ('_The candidates are not decided yet: the ablation needs every set-up factor '
+                f'for FL and GHM on seeds {", ".join(map(str, TUNING_SEEDS))}._')
+    lines = ['| recipe | loss | ' + ' | '.join(f'`{s}`' for s in setups) + ' |',
+             '| --- | --- |' + ' ---: |' * len(setups)]
+    for recipe, recipe_title in RECIPES:
+        for loss, title in FAIR_LOSSES:
+            best = best_setup(study, list(setups), recipe, loss)
+            cells = []
+            for setup in setups:
+                cell = _tuning_cell(study, setup, recipe, loss, results)
+                cells.append(f'**{cell}**' if setup == best else cell)
+            lines.append(f'| {recipe_title} | {title} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + (
+        f'\n\nmAP, mean ± std over seeds {", ".join(map(str, TUNING_SEEDS))} (the tuning '
+        'seeds); bold: the loss\'s best candidate, once it has them all.')

@@ -7,7 +7,8 @@ import pytest
 from mmdet_ghm.study.ablation import ablation_name, cell_name
 from mmdet_ghm.study.fair_grid import (CORRECTED, FAIR_LOSSES, best_setup, candidate_setups,
                                        combine, fair_name, factor_gain, qualifying_factors,
-                                       render_fair_table, setup_name, shared_setup)
+                                       render_fair_table, render_tuning_table, setup_name,
+                                       shared_setup)
 from mmdet_ghm.study.variants import ABLATION_FACTORS, FAIR_SETUPS, VARIANTS, fair_variants
 
 from .test_ablation import study_of
@@ -116,6 +117,37 @@ def test_table_reports_three_seeds_at_the_chosen_set_ups():
     assert '| `anchors3` | seeds missing | – | seeds missing | – |' in rows['CE']
     assert '| tuning runs missing |' in rows['FL']  # the SGD recipe: nothing trained
     assert 'Shared set-up: AdamW: `anchors3`, SGD step: `not decided`.' in table
+
+
+
+def test_tuning_table_shows_the_runs_as_they_land():
+    tuning = dict(TUNING)
+    tuning[(CORRECTED, 'sgd', 'fl')] = (0.07,)  # seed 1 still training
+    tuning[('anchors3', 'sgd', 'ghm')] = (0.03, 0.05)  # FL has no run there yet
+    del tuning[('anchors3', 'adamw', 'ghm-cap')]
+    rows = {tuple(c.strip() for c in line.split(' | ')[:2]): line
+            for line in render_tuning_table(grid(tuning), 'results').splitlines()[2:-2]}
+    # CE's corrected 0.05 against the corrected FL cell's 0.11 on the same seeds; its best
+    ce_corrected = '**[0.050 ± 0.000](results/runs/lite0-corrected-crowns-ce/) (÷ FL 0.45)**'
+    assert rows['| AdamW', 'CE'].endswith(
+        f'| {ce_corrected} | [0.040 ± 0.000](results/runs/lite0-fair-anchors3-crowns-ce/) '
+        '(÷ FL 0.19) |')
+    # FL's own row has no ratio; its best (anchors3: the ablation's runs) in bold
+    assert rows['| AdamW', 'FL'].endswith(
+        '| [0.110 ± 0.014](results/runs/lite0-corrected-crowns-fl/) | '
+        '**[0.210 ± 0.014](results/runs/lite0-ablation-crowns-fl-anchors3/)** |')
+    # GHM + cap lacks a candidate: no best yet
+    assert rows['| AdamW', 'GHM, cap 100'].endswith(
+        '| [0.090 ± 0.000](results/runs/lite0-corrected-crowns-ghm-cap/) (÷ FL 0.82) | '
+        'not trained |')
+    assert rows['| SGD step', 'FL'].endswith(
+        '| [0.070](results/runs/lite0-corrected-crowns-sgd-fl/); seed 1 missing | not trained |')
+    assert rows['| SGD step', 'GHM, published'].endswith(
+        '| not trained | [0.040 ± 0.014](results/runs/lite0-fair-anchors3-crowns-sgd-ghm/) |')
+    # before the candidates are decided the table says so
+    maps = ablation({})
+    del maps[ablation_name('fl', 'batch8')][0]
+    assert 'not decided yet' in render_tuning_table(study_of(maps))
 
 
 def test_the_fair_set_ups_are_what_the_rule_decides_from_the_committed_records():
