@@ -271,7 +271,8 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
     (:func:`render_control_table`), ``pretrained-cost`` (:func:`render_cost_table`),
     ``ablation-factors`` / ``ablation-summary`` (the crowns factor ablation,
     :mod:`~mmdet_ghm.study.ablation`), ``fair-grid`` / ``fair-grid-tuning`` (the fair
-    grid's final table and its tuning runs as they land, :mod:`~mmdet_ghm.study.fair_grid`)
+    grid's final table and its tuning runs as they land, :mod:`~mmdet_ghm.study.fair_grid`),
+    ``checklist`` (the users' checklist, :mod:`~mmdet_ghm.study.checklist`)
     or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
     alarms and misses per way of sampling the statistics), each also with ``-lite0``
     (the EfficientNet-Lite0 runs only; :mod:`~mmdet_ghm.study.diagnosis`).
@@ -345,6 +346,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
         if group == 'fair-grid':
             from .fair_grid import render_fair_table
             return render_fair_table(study, results)
+        if group == 'checklist':
+            from .checklist import render_checklist
+            return render_checklist(study, results)
         if group == 'fair-grid-tuning':
             from .fair_grid import render_tuning_table
             return render_tuning_table(study, results)
