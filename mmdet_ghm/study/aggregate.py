@@ -270,8 +270,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
     ``-ap50`` forms (:func:`render_grid_table`), ``pretrained-control``
     (:func:`render_control_table`), ``pretrained-cost`` (:func:`render_cost_table`),
     ``ablation-factors`` / ``ablation-summary`` (the crowns factor ablation,
-    :mod:`~mmdet_ghm.study.ablation`), ``fair-grid`` / ``fair-grid-tuning`` (the fair
-    grid's final table and its tuning runs as they land, :mod:`~mmdet_ghm.study.fair_grid`),
+    :mod:`~mmdet_ghm.study.ablation`), ``fair-grid`` / ``fair-grid-tuning`` /
+    ``fair-grid-summary`` (the fair grid's final table, its tuning runs as they land, its
+    verdict; :mod:`~mmdet_ghm.study.fair_grid`),
     ``checklist`` (the users' checklist, :mod:`~mmdet_ghm.study.checklist`)
     or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
     alarms and misses per way of sampling the statistics), each also with ``-lite0``
@@ -352,6 +353,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
         if group == 'fair-grid-tuning':
             from .fair_grid import render_tuning_table
             return render_tuning_table(study, results)
+        if group == 'fair-grid-summary':
+            from .fair_grid import render_fair_summary
+            return render_fair_summary(study, results)
         if group in ('ablation-factors', 'ablation-summary'):
             from .ablation import ablation_rows, render_ablation_summary, render_ablation_table
             return (render_ablation_table(study, results) if group == 'ablation-factors'

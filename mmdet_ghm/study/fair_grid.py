@@ -140,6 +140,24 @@ def shared_setup(study: Dict, setups: Sequence[str], recipe: str,
     return max(setups, key=score)
 
 
+def final_results(study: Dict, setups: Sequence[str]
+                  ) -> Dict[Tuple[str, str, str], Tuple[Optional[str], Optional[str],
+                                                        Optional[Dict]]]:
+    """``{(recipe, loss, 'best' | 'shared'): (set-up, variant, mAP over FINAL_SEEDS)}``
+    (rules 3 and 4); a set-up not yet decided, or a variant without every final seed,
+    is None."""
+    final = {}
+    for recipe, _ in RECIPES:
+        shared = shared_setup(study, list(setups), recipe)
+        for loss, _ in FAIR_LOSSES:
+            best = best_setup(study, list(setups), recipe, loss)
+            for kind, setup in (('best', best), ('shared', shared)):
+                name = fair_name(setup, recipe, loss) if setup else None
+                stat = _on(maps_by_seed(study, name), FINAL_SEEDS) if name else None
+                final[recipe, loss, kind] = (setup, name, stat)
+    return final
+
+
 def render_fair_table(study: Dict, results: str = 'docs/results') -> str:
     """Markdown table: per recipe, each loss at its best candidate and at the shared
     set-up, mAP over :data:`FINAL_SEEDS` and its ratio to FL's; cells not yet
@@ -152,15 +170,7 @@ def render_fair_table(study: Dict, results: str = 'docs/results') -> str:
                       for what in ('best set-up', 'mAP there', '÷ FL', 'mAP at the shared set-up',
                                    '÷ FL'))
     lines = [f'| loss | {head} |', '| --- |' + ' --- | ---: | ---: | ---: | ---: |' * len(RECIPES)]
-    final = {}
-    for recipe, _ in RECIPES:
-        shared = shared_setup(study, list(setups), recipe)
-        for loss, _ in FAIR_LOSSES:
-            best = best_setup(study, list(setups), recipe, loss)
-            for kind, setup in (('best', best), ('shared', shared)):
-                name = fair_name(setup, recipe, loss) if setup else None
-                stat = _on(maps_by_seed(study, name), FINAL_SEEDS) if name else None
-                final[recipe, loss, kind] = (setup, name, stat)
+    final = final_results(study, setups)
     for loss, title in FAIR_LOSSES:
         cells = []
         for recipe, _ in RECIPES:
@@ -224,3 +234,51 @@ def render_tuning_table(study: Dict, results: str = 'docs/results') -> str:
     return '\n'.join(lines) + (
         f'\n\nmAP, mean ± std over seeds {", ".join(map(str, TUNING_SEEDS))} (the tuning '
         'seeds); bold: the loss\'s best candidate, once it has them all.')
+
+
+def _tuning_progress(study: Dict, setups: Sequence[str], recipe: str) -> Tuple[int, int]:
+    """``(recorded, all)`` tuning runs of a recipe (rule 2)."""
+    wanted = [(fair_name(setup, recipe, loss), seed) for setup in setups
+              for loss, _ in FAIR_LOSSES for seed in TUNING_SEEDS]
+    return sum(seed in maps_by_seed(study, name) for name, seed in wanted), len(wanted)
+
+
+def render_fair_summary(study: Dict, results: str = 'docs/results') -> str:
+    """The fair grid's verdict, one paragraph per recipe: each loss at its best set-up
+    and all at the shared one, over :data:`FINAL_SEEDS`, GHM's settings judged against
+    FL by :func:`~mmdet_ghm.comparison.verdict.verdict`; while runs are missing, how
+    many of the tuning runs are recorded."""
+    from ..comparison.verdict import verdict
+    setups = candidate_setups(study)
+    if setups is None:
+        return ('_The candidates are not decided yet: the ablation needs every set-up factor '
+                f'for FL and GHM on seeds {", ".join(map(str, TUNING_SEEDS))}._')
+    final = final_results(study, setups)
+    seeds = f'seeds {FINAL_SEEDS[0]}-{FINAL_SEEDS[-1]}'
+    paragraphs = []
+    for recipe, title in RECIPES:
+        parts = []
+        for kind in ('best', 'shared'):
+            cells = [final[recipe, loss, kind] for loss, _ in FAIR_LOSSES]
+            if any(stat is None for _, _, stat in cells):
+                continue
+            fl = final[recipe, 'fl', kind][2]
+            described = []
+            for (loss, loss_title), (setup, name, stat) in zip(FAIR_LOSSES, cells):
+                text = f'{loss_title} [{format_mean_std(stat)}]({runs_link(results, name)})'
+                notes = [f'`{setup}`'] if kind == 'best' else []
+                if loss.startswith('ghm'):
+                    notes.append(f'{stat["mean"] / fl["mean"]:.2f} of FL, '
+                                 f'{verdict(stat, fl)[0]}' if fl['mean'] else verdict(stat, fl)[0])
+                described.append(text + (f' ({"; ".join(notes)})' if notes else ''))
+            where = ('each loss at its own best set-up' if kind == 'best'
+                     else f'every loss at the shared set-up `{cells[0][0]}`')
+            parts.append(f'{where}: ' + ', '.join(described))
+        if parts:
+            paragraphs.append(f'**{title}**, {seeds}: ' + '; '.join(parts) + '.')
+        else:
+            done, total = _tuning_progress(study, list(setups), recipe)
+            paragraphs.append(f'**{title}**: not decided yet ({done} of {total} tuning runs '
+                              'recorded; then seed 2 at each loss\'s best and at the shared '
+                              'set-up).')
+    return '\n\n'.join(paragraphs)

@@ -7,8 +7,8 @@ import pytest
 from mmdet_ghm.study.ablation import ablation_name, cell_name
 from mmdet_ghm.study.fair_grid import (CORRECTED, FAIR_LOSSES, best_setup, candidate_setups,
                                        combine, fair_name, factor_gain, qualifying_factors,
-                                       render_fair_table, render_tuning_table, setup_name,
-                                       shared_setup)
+                                       render_fair_summary, render_fair_table,
+                                       render_tuning_table, setup_name, shared_setup)
 from mmdet_ghm.study.variants import ABLATION_FACTORS, FAIR_SETUPS, VARIANTS, fair_variants
 
 from .test_ablation import study_of
@@ -118,6 +118,37 @@ def test_table_reports_three_seeds_at_the_chosen_set_ups():
     assert '| tuning runs missing |' in rows['FL']  # the SGD recipe: nothing trained
     assert 'Shared set-up: AdamW: `anchors3`, SGD step: `not decided`.' in table
 
+
+
+
+def test_summary_gives_the_verdict_where_every_loss_has_its_final_seeds():
+    tuning = {**TUNING, ('anchors3', 'adamw', 'ce'): (0.06, 0.06, 0.06),
+              ('anchors3', 'adamw', 'fl'): (0.20, 0.22, 0.24),
+              ('anchors3', 'adamw', 'ghm'): (0.20, 0.20, 0.14),
+              (CORRECTED, 'adamw', 'ghm-cap'): (0.09, 0.09, 0.09),
+              (CORRECTED, 'sgd', 'fl'): (0.1, 0.1)}
+    adamw, sgd = render_fair_summary(grid(tuning), 'results').split('\n\n')
+    # best against best: GHM 0.18 ± 0.035 against FL 0.22 ± 0.02 is level (-0.04 within
+    # 0.055), GHM + cap's 0.09 ± 0 behind; the shared set-up (anchors3) lacks cap's seed 2
+    assert adamw == (
+        '**AdamW**, seeds 0-2: each loss at its own best set-up: '
+        'CE [0.060 ± 0.000](results/runs/lite0-fair-anchors3-crowns-ce/) (`anchors3`), '
+        'FL [0.220 ± 0.020](results/runs/lite0-ablation-crowns-fl-anchors3/) (`anchors3`), '
+        'GHM, published [0.180 ± 0.035](results/runs/lite0-ablation-crowns-ghm-anchors3/) '
+        '(`anchors3`; 0.82 of FL, level), '
+        'GHM, cap 100 [0.090 ± 0.000](results/runs/lite0-corrected-crowns-ghm-cap/) '
+        '(`corrected`; 0.41 of FL, behind).')
+    assert sgd.startswith('**SGD step**: not decided yet (2 of 16 tuning runs recorded;')
+    tuning[('anchors3', 'adamw', 'ghm-cap')] = (0.08, 0.08, 0.08)
+    adamw = render_fair_summary(grid(tuning), 'results').split('\n\n')[0]
+    assert adamw.endswith(
+        '; every loss at the shared set-up `anchors3`: '
+        'CE [0.060 ± 0.000](results/runs/lite0-fair-anchors3-crowns-ce/), '
+        'FL [0.220 ± 0.020](results/runs/lite0-ablation-crowns-fl-anchors3/), '
+        'GHM, published [0.180 ± 0.035](results/runs/lite0-ablation-crowns-ghm-anchors3/) '
+        '(0.82 of FL, level), '
+        'GHM, cap 100 [0.080 ± 0.000](results/runs/lite0-fair-anchors3-crowns-ghm-cap/) '
+        '(0.36 of FL, behind).')
 
 
 def test_tuning_table_shows_the_runs_as_they_land():
