@@ -121,7 +121,8 @@ def render_ablation_table(study: Dict, results: str = 'docs/results') -> str:
 
 def describe_change(row: Dict, results: str = 'docs/results') -> str:
     """A measured row's change of GHM's share of FL's mAP, with each loss's factor and
-    links to its records: ``0.31 → 0.63 (GHM ×2.86, FL ×1.42; seeds 0, 1; [FL](…), [GHM](…))``."""
+    links to its records:
+    ``0.31 → 0.63 (GHM ×2.86, FL ×1.42; seeds 0, 1; [FL](…), [GHM](…))``."""
     seeds = ', '.join(map(str, row['cell_seeds']))
     moved = f'GHM ×{row["ghm_factor"]:.2f}'
     if row['both']:

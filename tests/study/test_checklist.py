@@ -43,7 +43,8 @@ def test_items_are_ordered_by_the_change_they_measured_with_their_runs():
 
 def test_an_unmeasured_item_says_so():
     maps = {cell_name('fl'): {0: 0.10, 1: 0.10}, cell_name('ghm'): {0: 0.03, 1: 0.03},
-            ablation_name('fl', 'no-jitter'): {0: 0.1}, ablation_name('ghm', 'no-jitter'): {0: 0.05}}
+            ablation_name('fl', 'no-jitter'): {0: 0.1},
+            ablation_name('ghm', 'no-jitter'): {0: 0.05}}
     lines = render_checklist(study_of(maps)).splitlines()
     assert lines[0].startswith('1. **Scale augmentation.**')
     assert [line.endswith('Not measured yet.') for line in lines] == [False, True, True]
