@@ -38,6 +38,9 @@ PROPOSING_LOSSES = ('fl', 'ghm')
 TUNING_SEEDS = (0, 1)
 FINAL_SEEDS = (0, 1, 2)
 RECIPES = (('adamw', 'AdamW'), ('sgd', 'SGD step'))
+#: What the grid's tables say while the ablation has not decided the candidates.
+UNDECIDED = ('_The candidates are not decided yet: the ablation needs every set-up factor '
+             f'for FL and GHM on seeds {", ".join(map(str, TUNING_SEEDS))}._')
 #: The name of the corrected set-up (no factor changed).
 CORRECTED = CORRECTED_SETUP
 #: The variant of a loss on a candidate set-up (the corrected cells', the
@@ -164,8 +167,7 @@ def render_fair_table(study: Dict, results: str = 'docs/results') -> str:
     decided or trained say what is missing."""
     setups = candidate_setups(study)
     if setups is None:
-        return ('_The candidates are not decided yet: the ablation needs every set-up factor '
-                f'for FL and GHM on seeds {", ".join(map(str, TUNING_SEEDS))}._')
+        return UNDECIDED
     head = ' | '.join(f'{title}: {what}' for _, title in RECIPES
                       for what in ('best set-up', 'mAP there', '÷ FL', 'mAP at the shared set-up',
                                    '÷ FL'))
@@ -219,8 +221,7 @@ def render_tuning_table(study: Dict, results: str = 'docs/results') -> str:
     a loss's best candidate (rule 3) in bold once it has every candidate."""
     setups = candidate_setups(study)
     if setups is None:
-        return ('_The candidates are not decided yet: the ablation needs every set-up factor '
-                f'for FL and GHM on seeds {", ".join(map(str, TUNING_SEEDS))}._')
+        return UNDECIDED
     lines = ['| recipe | loss | ' + ' | '.join(f'`{s}`' for s in setups) + ' |',
              '| --- | --- |' + ' ---: |' * len(setups)]
     for recipe, recipe_title in RECIPES:
@@ -251,8 +252,7 @@ def render_fair_summary(study: Dict, results: str = 'docs/results') -> str:
     from ..comparison.verdict import verdict
     setups = candidate_setups(study)
     if setups is None:
-        return ('_The candidates are not decided yet: the ablation needs every set-up factor '
-                f'for FL and GHM on seeds {", ".join(map(str, TUNING_SEEDS))}._')
+        return UNDECIDED
     final = final_results(study, setups)
     seeds = f'seeds {FINAL_SEEDS[0]}-{FINAL_SEEDS[-1]}'
     paragraphs = []
@@ -268,8 +268,9 @@ def render_fair_summary(study: Dict, results: str = 'docs/results') -> str:
                 text = f'{loss_title} [{format_mean_std(stat)}]({runs_link(results, name)})'
                 notes = [f'`{setup}`'] if kind == 'best' else []
                 if loss.startswith('ghm'):
-                    notes.append(f'{stat["mean"] / fl["mean"]:.2f} of FL, '
-                                 f'{verdict(stat, fl)[0]}' if fl['mean'] else verdict(stat, fl)[0])
+                    word = verdict(stat, fl)[0]
+                    notes.append(f'{stat["mean"] / fl["mean"]:.2f} of FL, {word}'
+                                 if fl['mean'] else word)
                 described.append(text + (f' ({"; ".join(notes)})' if notes else ''))
             where = ('each loss at its own best set-up' if kind == 'best'
                      else f'every loss at the shared set-up `{cells[0][0]}`')

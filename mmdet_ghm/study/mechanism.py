@@ -32,7 +32,8 @@ def split_record(result: dict, spec: dict, record: str, epochs: int, split: str,
     """The committed record of one run's gradient split (``result``: the analysis's)."""
     return dict(
         run_fields(spec, record, epochs),
-        classification=result['classification'], histogram=result['histogram'], num_images=result['num_images'],
+        classification=result['classification'], histogram=result['histogram'],
+        num_images=result['num_images'],
         params=result['params'],
         provenance=provenance(code, env, 'tools/analysis_tools/gradient_split_records.py'),
         regression=result['regression'], split=split)

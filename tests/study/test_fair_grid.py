@@ -119,8 +119,6 @@ def test_table_reports_three_seeds_at_the_chosen_set_ups():
     assert 'Shared set-up: AdamW: `anchors3`, SGD step: `not decided`.' in table
 
 
-
-
 def test_summary_gives_the_verdict_where_every_loss_has_its_final_seeds():
     tuning = {**TUNING, ('anchors3', 'adamw', 'ce'): (0.06, 0.06, 0.06),
               ('anchors3', 'adamw', 'fl'): (0.20, 0.22, 0.24),
