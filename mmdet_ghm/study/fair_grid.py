@@ -244,6 +244,34 @@ def _tuning_progress(study: Dict, setups: Sequence[str], recipe: str) -> Tuple[i
     return sum(seed in maps_by_seed(study, name) for name, seed in wanted), len(wanted)
 
 
+def final_runs_missing(study: Dict, final: Dict, recipe: str) -> List[Tuple[str, int]]:
+    """``(variant, seed)`` still to train for rules 3 and 4 of ``recipe``: the
+    :data:`FINAL_SEEDS` missing at each loss's best and at the shared set-up, where
+    those are decided (``final``: :func:`final_results`)."""
+    missing = set()
+    for loss, _ in FAIR_LOSSES:
+        for kind in ('best', 'shared'):
+            _, name, stat = final[recipe, loss, kind]
+            if name is not None and stat is None:
+                have = maps_by_seed(study, name)
+                missing |= {(name, seed) for seed in FINAL_SEEDS if seed not in have}
+    return sorted(missing)
+
+
+def study_commands(runs: Sequence[Tuple[str, int]]) -> str:
+    """The ``tools/study.py`` command lines that train ``runs`` (one per set of seeds),
+    as inline code joined by ``, ``."""
+    seeds_of = {}
+    for name, seed in runs:
+        seeds_of.setdefault(name, []).append(seed)
+    names_by_seeds = {}
+    for name, seeds in seeds_of.items():
+        names_by_seeds.setdefault(tuple(sorted(seeds)), []).append(name)
+    return ', '.join(f'`python3 tools/study.py --variants {" ".join(sorted(names))} '
+                     f'--seeds {" ".join(map(str, seeds))}`'
+                     for seeds, names in sorted(names_by_seeds.items()))
+
+
 def render_fair_summary(study: Dict, results: str = 'docs/results') -> str:
     """The fair grid's verdict, one paragraph per recipe: each loss at its best set-up
     and all at the shared one, over :data:`FINAL_SEEDS`, GHM's settings judged against
@@ -275,11 +303,16 @@ def render_fair_summary(study: Dict, results: str = 'docs/results') -> str:
             where = ('each loss at its own best set-up' if kind == 'best'
                      else f'every loss at the shared set-up `{cells[0][0]}`')
             parts.append(f'{where}: ' + ', '.join(described))
-        if parts:
-            paragraphs.append(f'**{title}**, {seeds}: ' + '; '.join(parts) + '.')
-        else:
-            done, total = _tuning_progress(study, list(setups), recipe)
+        done, total = _tuning_progress(study, list(setups), recipe)
+        missing = final_runs_missing(study, final, recipe)
+        if done < total:
             paragraphs.append(f'**{title}**: not decided yet ({done} of {total} tuning runs '
                               'recorded; then seed 2 at each loss\'s best and at the shared '
                               'set-up).')
+        elif missing:
+            decided = f', {seeds}: ' + '; '.join(parts) + '; the rest' if parts else ':'
+            paragraphs.append(f'**{title}**{decided} not decided yet (every tuning run '
+                              f'recorded; still to train: {study_commands(missing)}).')
+        else:
+            paragraphs.append(f'**{title}**, {seeds}: ' + '; '.join(parts) + '.')
     return '\n\n'.join(paragraphs)

@@ -135,7 +135,9 @@ def test_summary_gives_the_verdict_where_every_loss_has_its_final_seeds():
         'GHM, published [0.180 ± 0.035](results/runs/lite0-ablation-crowns-ghm-anchors3/) '
         '(`anchors3`; 0.82 of FL, level), '
         'GHM, cap 100 [0.090 ± 0.000](results/runs/lite0-corrected-crowns-ghm-cap/) '
-        '(`corrected`; 0.41 of FL, behind).')
+        '(`corrected`; 0.41 of FL, behind); the rest not decided yet (every tuning run '
+        'recorded; still to train: `python3 tools/study.py --variants '
+        'lite0-fair-anchors3-crowns-ghm-cap --seeds 2`).')
     assert sgd.startswith('**SGD step**: not decided yet (2 of 16 tuning runs recorded;')
     tuning[('anchors3', 'adamw', 'ghm-cap')] = (0.08, 0.08, 0.08)
     adamw = render_fair_summary(grid(tuning), 'results').split('\n\n')[0]
@@ -147,6 +149,21 @@ def test_summary_gives_the_verdict_where_every_loss_has_its_final_seeds():
         '(0.82 of FL, level), '
         'GHM, cap 100 [0.080 ± 0.000](results/runs/lite0-fair-anchors3-crowns-ghm-cap/) '
         '(0.36 of FL, behind).')
+
+
+def test_summary_names_the_seed_2_runs_once_the_tuning_runs_are_in():
+    # AdamW's tuning runs complete, no seed 2: bests CE, GHM, cap on the corrected set-up,
+    # FL on anchors3; the shared set-up is the corrected one, so FL is needed there too
+    adamw = render_fair_summary(grid(TUNING), 'results').split('\n\n')[0]
+    assert adamw == (
+        '**AdamW**: not decided yet (every tuning run recorded; still to train: '
+        '`python3 tools/study.py --variants lite0-ablation-crowns-fl-anchors3 '
+        'lite0-corrected-crowns-ce lite0-corrected-crowns-fl lite0-corrected-crowns-ghm '
+        'lite0-corrected-crowns-ghm-cap --seeds 2`).')
+    tuning = {**TUNING, (CORRECTED, 'adamw', 'ce'): (0.05, 0.05, 0.05)}
+    assert 'lite0-corrected-crowns-ce' not in render_fair_summary(grid(tuning))
+    del tuning[(CORRECTED, 'adamw', 'ce')]
+    assert 'not decided yet (14 of 16 tuning runs' in render_fair_summary(grid(tuning))
 
 
 def test_tuning_table_shows_the_runs_as_they_land():
