@@ -304,12 +304,13 @@ def render_fair_summary(study: Dict, results: str = 'docs/results') -> str:
                      else f'every loss at the shared set-up `{cells[0][0]}`')
             parts.append(f'{where}: ' + ', '.join(described))
         done, total = _tuning_progress(study, list(setups), recipe)
-        missing = final_runs_missing(study, final, recipe)
         if done < total:
             paragraphs.append(f'**{title}**: not decided yet ({done} of {total} tuning runs '
                               'recorded; then seed 2 at each loss\'s best and at the shared '
                               'set-up).')
-        elif missing:
+            continue
+        missing = final_runs_missing(study, final, recipe)
+        if missing:
             decided = f', {seeds}: ' + '; '.join(parts) + '; the rest' if parts else ':'
             paragraphs.append(f'**{title}**{decided} not decided yet (every tuning run '
                               f'recorded; still to train: {study_commands(missing)}).')
