@@ -273,6 +273,8 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
     :mod:`~mmdet_ghm.study.ablation`), ``fair-grid`` / ``fair-grid-tuning`` /
     ``fair-grid-summary`` (the fair grid's final table, its tuning runs as they land, its
     verdict; :mod:`~mmdet_ghm.study.fair_grid`),
+    ``decomposition-summary`` (GHM's halves against FL + L1 in the corrected crowns
+    cells, :mod:`~mmdet_ghm.study.decomposition`),
     ``checklist`` (the users' checklist, :mod:`~mmdet_ghm.study.checklist`)
     or ``signature`` / ``signature-detail`` / ``signature-errors`` (the signature's false
     alarms and misses per way of sampling the statistics), each also with ``-lite0``
@@ -356,6 +358,9 @@ def update_study_blocks(text: str, study: Dict, results: str = 'docs/results',
         if group == 'fair-grid-summary':
             from .fair_grid import render_fair_summary
             return render_fair_summary(study, results)
+        if group == 'decomposition-summary':
+            from .decomposition import render_decomposition_summary
+            return render_decomposition_summary(study, results)
         if group in ('ablation-factors', 'ablation-summary'):
             from .ablation import ablation_rows, render_ablation_summary, render_ablation_table
             return (render_ablation_table(study, results) if group == 'ablation-factors'
