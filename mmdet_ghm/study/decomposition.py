@@ -7,7 +7,7 @@ seeds.
 """
 from typing import Dict, List, Optional
 
-from .summaries import maps_by_seed, runs_link
+from .summaries import maps_by_seed, mean_std, runs_link
 from .variants import REGIMES
 
 #: The cells' recipes: (key, what the summary calls it).
@@ -36,7 +36,8 @@ def decomposition_rows(study: Dict) -> List[Dict]:
     Row keys: ``recipe``, ``title``, ``seeds`` (those FL + L1 and all of
     :data:`PARTS` have), ``baseline`` (FL + L1's mean mAP on them; ``None``
     without a common seed), ``parts``: per loss key ``{'variant', 'mean',
-    'share'}`` (mean mAP on ``seeds``, mean over FL + L1's), and
+    'std', 'share'}`` (mean and sample std of the mAP on ``seeds``, the mean
+    over FL + L1's), and
     ``halves_order``: on how many of ``seeds`` GHM-C + L1 ends below
     FL + GHM-R.
     """
@@ -50,6 +51,7 @@ def decomposition_rows(study: Dict) -> List[Dict]:
         for loss, _ in PARTS:
             mean = _mean(maps[loss], seeds)
             parts[loss] = dict(variant=cell_variant(recipe, loss), mean=mean,
+                               std=mean_std([maps[loss][s] for s in seeds])['std'],
                                share=mean / baseline if mean is not None and baseline else None)
         below = sum(maps['ghmc-l1'][s] < maps['fl-ghmr'][s] for s in seeds)
         rows.append(dict(recipe=recipe, title=title, seeds=seeds, baseline=baseline,
@@ -80,7 +82,13 @@ def describe_recipe(row: Dict, results: str = 'docs/results') -> str:
         text += ' One half alone keeps no more of FL + L1\'s mAP than the two together'
     costlier = 'GHM-C + L1' if share['ghmc-l1'] < share['fl-ghmr'] else 'FL + GHM-R'
     below = row['halves_order'] if costlier == 'GHM-C + L1' else n - row['halves_order']
-    text += f'; {costlier} ends lower on {below} of {n} seed{"s" if n > 1 else ""}.'
+    text += f'; {costlier} ends lower on {below} of {n} seed{"s" if n > 1 else ""}'
+    halves = [row['parts'][loss] for loss in ('ghmc-l1', 'fl-ghmr')]
+    spread = max((h['std'] for h in halves if h['std'] is not None), default=None)
+    if spread is not None and abs(halves[0]['mean'] - halves[1]['mean']) < spread:
+        text += (f', by less than their seeds\' spread (means {halves[0]["mean"]:.3f} and '
+                 f'{halves[1]["mean"]:.3f}, std up to {spread:.3f})')
+    text += '.'
     if n < SEEDS_WANTED:
         text += f' ({n} of {SEEDS_WANTED} seeds: a lead, not a result.)'
     return text
