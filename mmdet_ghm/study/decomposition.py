@@ -5,10 +5,10 @@ In each recipe's corrected crowns cell, GHM-C + L1, FL + GHM-R and the whole
 seeds all four have**: a row's share is its mean mAP over FL + L1's on those
 seeds.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from .summaries import maps_by_seed, mean_std, runs_link
-from .variants import REGIMES
+from .variants import CORRECTED_SETUP, fair_variant_name
 
 #: The cells' recipes: (key, what the summary calls it).
 RECIPES = (('adamw', 'AdamW'), ('sgd', 'SGD step'))
@@ -22,12 +22,7 @@ SEEDS_WANTED = 3
 
 def cell_variant(recipe: str, loss: str) -> str:
     """The corrected crowns cell's variant of ``loss`` with ``recipe``."""
-    recipe_part = 'sgd-' if recipe == 'sgd' else ''
-    return f'{REGIMES["lite0-corrected"]["prefix"]}crowns-{recipe_part}{loss}'
-
-
-def _mean(values: Dict[int, float], seeds: List[int]) -> Optional[float]:
-    return sum(values[s] for s in seeds) / len(seeds) if seeds else None
+    return fair_variant_name(CORRECTED_SETUP, recipe, loss)
 
 
 def decomposition_rows(study: Dict) -> List[Dict]:
@@ -46,13 +41,13 @@ def decomposition_rows(study: Dict) -> List[Dict]:
         maps = {loss: maps_by_seed(study, cell_variant(recipe, loss))
                 for loss in (BASELINE[0],) + tuple(p for p, _ in PARTS)}
         seeds = sorted(set.intersection(*(set(m) for m in maps.values())))
-        baseline = _mean(maps[BASELINE[0]], seeds)
+        baseline = mean_std([maps[BASELINE[0]][s] for s in seeds])['mean']
         parts = {}
         for loss, _ in PARTS:
-            mean = _mean(maps[loss], seeds)
-            parts[loss] = dict(variant=cell_variant(recipe, loss), mean=mean,
-                               std=mean_std([maps[loss][s] for s in seeds])['std'],
-                               share=mean / baseline if mean is not None and baseline else None)
+            stat = mean_std([maps[loss][s] for s in seeds])
+            parts[loss] = dict(variant=cell_variant(recipe, loss), mean=stat['mean'],
+                               std=stat['std'], share=stat['mean'] / baseline
+                               if stat['mean'] is not None and baseline else None)
         below = sum(maps['ghmc-l1'][s] < maps['fl-ghmr'][s] for s in seeds)
         rows.append(dict(recipe=recipe, title=title, seeds=seeds, baseline=baseline,
                          parts=parts, halves_order=below))
